@@ -1,0 +1,37 @@
+# Vidare: `make run` starts the server on its embedded default; `make test` runs the whole suite.
+# Both set up the virtual environment first (Python >= 3.11 as python3).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+PACKAGES := sipcore policy media admin vidare
+
+.PHONY: setup run test lint typecheck unit bench prompts clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[web,media,test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/vidare serve --config config.toml
+
+lint: setup
+	$(BIN)/ruff check $(PACKAGES) tests bench tools
+
+typecheck: setup
+	$(BIN)/mypy --strict $(PACKAGES)
+
+test: setup lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python -m bench.parse
+	$(BIN)/python -m bench.decide
+
+clean:
+	rm -rf $(VENV) var test-output .pytest_cache .mypy_cache .ruff_cache
