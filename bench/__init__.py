@@ -1,0 +1,1 @@
+"""Micro-benchmarks (not tests; they do not gate CI)."""
