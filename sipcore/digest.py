@@ -255,13 +255,20 @@ class DigestAuthenticator:
         secret: bytes | None = None,
         nonce_lifetime: float = 300.0,
         max_tracked_nonces: int = 65536,
+        algorithms: tuple[str, ...] = _OFFERED,
     ) -> None:
         if nonce_lifetime <= 0:
             raise ValueError("nonce_lifetime must be positive")
         if max_tracked_nonces < 1:
             raise ValueError("max_tracked_nonces must be at least 1")
+        unknown = [a for a in algorithms if a.upper() not in ALGORITHMS]
+        if not algorithms or unknown:
+            raise ValueError(f"digest algorithms must be among {', '.join(ALGORITHMS)}: {unknown}")
         self.realm = realm
         self.nonce_lifetime = nonce_lifetime
+        # Offered in this order, most preferred first (RFC 8760 2.4). Some UACs (SIPp 3.6)
+        # take the first challenge whatever its algorithm, so the order is configurable.
+        self.algorithms = tuple(a.upper() for a in algorithms)
         self._secret = secret if secret is not None else secrets.token_bytes(32)
         self._max_tracked = max_tracked_nonces
         # nonce -> (its timestamp, highest nc accepted); insertion order ~ age (first use).
@@ -320,11 +327,12 @@ class DigestAuthenticator:
     # -- challenges -------------------------------------------------------------------------
 
     def challenge(self, now: float, *, stale: bool = False, proxy: bool = False) -> list[tuple[str, str]]:
-        """The challenge headers for a 401 (or a 407 with ``proxy``): SHA-256 first, then MD5."""
+        """The challenge headers for a 401 (or a 407 with ``proxy``), one per offered algorithm."""
         name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
         nonce = self.new_nonce(now)
         return [
-            (name, format_challenge(self.realm, nonce, self.opaque, alg, stale=stale)) for alg in _OFFERED
+            (name, format_challenge(self.realm, nonce, self.opaque, alg, stale=stale))
+            for alg in self.algorithms
         ]
 
     # -- verification -----------------------------------------------------------------------

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "Config", "HostPort", "load_config", "DEFAULT_CONFIG_PATH"]
+__all__ = ["DEFAULT_CONFIG_PATH", "Config", "ConfigError", "HostPort", "load_config"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "default_config.toml"
 

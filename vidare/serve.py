@@ -1,0 +1,265 @@
+"""``vidare serve``: the composition root. It opens the store, builds the directory snapshot,
+starts the SIP server (and the admin web when present), and keeps the snapshot fresh.
+
+How a change reaches the next call: every directory change bumps ``meta.directory_version`` in
+its own transaction; ``watch_directory`` reads that counter every ``store.reload_interval``
+seconds and swaps in a rebuilt immutable snapshot when it moved. Calls in progress keep theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from policy.model import DirectorySnapshot
+from policy.store import Store
+from policy.store.store import Binding as StoredBinding
+from sipcore.aio.logconfig import configure_logging
+from sipcore.aio.runtime import run_until_signalled
+from sipcore.aio.server import SipServer, SipSettings
+from sipcore.errors import RemoteProtocolError
+from sipcore.parser import parse_name_addr
+from sipcore.registrar import Binding, Source
+from sipcore.transaction import TimerConfig
+from vidare.config import Config, ConfigError
+
+__all__ = ["BindingWriter", "DirectoryHolder", "run"]
+
+log = structlog.get_logger("vidare")
+
+
+class DirectoryHolder:
+    """The current snapshot; replaced whole, never mutated."""
+
+    def __init__(self, snapshot: DirectorySnapshot) -> None:
+        self.snapshot = snapshot
+
+    def get(self) -> DirectorySnapshot:
+        return self.snapshot
+
+
+async def watch_directory(store: Store, holder: DirectoryHolder, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            version = await store.version()
+            if version != holder.snapshot.version:
+                holder.snapshot = await store.snapshot()
+                log.info(
+                    "directory.reloaded", version=holder.snapshot.version, users=len(holder.snapshot.users)
+                )
+        except Exception as e:  # the database may be briefly locked or gone; try again next time
+            log.warning("directory.reload_failed", error=str(e))
+
+
+def _to_stored(b: Binding) -> StoredBinding:
+    src = b.source or Source("", 0, "UDP")
+    return StoredBinding(
+        aor=b.aor,
+        contact=str(b.contact),
+        expires_at=datetime.fromtimestamp(b.expires_at, UTC),
+        call_id=b.call_id,
+        cseq=b.cseq,
+        source_host=src.host,
+        source_port=src.port,
+        transport=src.transport.lower(),
+        q=b.q,
+        instance_id=b.instance,
+        reg_id=b.reg_id,
+        user_agent=b.user_agent,
+    )
+
+
+def _from_stored(b: StoredBinding) -> Binding | None:
+    try:
+        contact = parse_name_addr(b.contact)
+    except RemoteProtocolError:
+        log.warning("register.unreadable_binding", aor=b.aor, contact=b.contact)
+        return None
+    return Binding(
+        aor=b.aor,
+        contact=contact,
+        expires_at=b.expires_at.timestamp(),
+        call_id=b.call_id,
+        cseq=b.cseq,
+        q=b.q,
+        instance=b.instance_id,
+        reg_id=b.reg_id,
+        source=Source(b.source_host, b.source_port, b.transport.upper()),
+        user_agent=b.user_agent,
+    )
+
+
+class BindingWriter:
+    """Writes changed AORs to the store off the SIP path: REGISTER never waits for the disk.
+
+    The registrar's in-memory location service is the truth; a dirty AOR is written whole.
+    """
+
+    def __init__(self, store: Store, server: SipServer) -> None:
+        self._store = store
+        self._server = server
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+
+    def mark(self, aor: str) -> None:
+        self._dirty.add(aor)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        self._wake.clear()
+        while self._dirty:
+            aor = self._dirty.pop()
+            live = self._server.location.lookup(aor, time.time())
+            try:
+                await self._store.replace_bindings(aor, [_to_stored(b) for b in live])
+            except Exception as e:
+                log.error("register.persist_failed", aor=aor, error=str(e))
+
+
+async def sweep_bindings(server: SipServer, writer: BindingWriter, every: float = 30.0) -> None:
+    while True:
+        await asyncio.sleep(every)
+        for b in server.location.expire(time.time()):
+            log.info("register.expired", aor=b.aor, contact=str(b.contact.uri))
+            writer.mark(b.aor)
+
+
+class _AdminServer:
+    """uvicorn on our loop, without its own signal handling (we own SIGINT/SIGTERM)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+                return contextlib.nullcontext()
+
+        self.server = _Server(
+            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        )
+
+    async def run(self) -> None:
+        await self.server.serve()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+
+
+async def _main(config: Config, stop: asyncio.Event) -> int:
+    sip_addr = config.address("sip", "listen")
+    admin_addr = config.address("admin", "listen")
+    domain = str(config.get("sip", "domain"))
+    store = await Store.open(config.database_url)
+    try:
+        await store.migrate()
+        if config.get("demo", "enabled") and await store.ensure_demo(domain):
+            log.info("demo.created", company="Demo AB", users=["alice", "bob", "carol"], domain=domain)
+        exposed = [a for a in (sip_addr, admin_addr) if not a.is_loopback]
+        if exposed and (weak := await _demo_passwords(store)):
+            raise ConfigError(
+                f"refusing to listen on {exposed[0]}: demo passwords unchanged for {', '.join(weak)}"
+            )
+        holder = DirectoryHolder(await store.snapshot())
+        settings = SipSettings(
+            host=sip_addr.host,
+            port=sip_addr.port,
+            domain=domain,
+            timers=TimerConfig(
+                t1=float(config.get("sip", "t1")),
+                t2=float(config.get("sip", "t2")),
+                t4=float(config.get("sip", "t4")),
+            ),
+            min_expires=int(config.get("sip", "min_expires")),
+            max_expires=int(config.get("sip", "max_expires")),
+            default_expires=int(config.get("sip", "default_expires")),
+            nonce_lifetime=float(config.get("sip", "nonce_lifetime")),
+            digest_algorithms=_algorithms(str(config.get("sip", "digest_algorithms"))),
+            udp_mtu_threshold=int(config.get("sip", "udp_mtu_threshold")),
+            trace=bool(config.get("sip", "trace")),
+        )
+        server = SipServer(settings, holder.get)
+        writer = BindingWriter(store, server)
+        server.on_bindings_changed = writer.mark
+        stored = [b for b in (_from_stored(s) for s in await store.load_bindings(datetime.now(UTC))) if b]
+        kept = server.location.load(stored, time.time())
+        try:
+            await server.start()
+        except OSError as e:
+            raise ConfigError(f"cannot listen on {sip_addr}: {e.strerror or e}") from None
+        log.info(
+            "vidare.started", sip=str(sip_addr), bindings=kept, directory_version=holder.snapshot.version
+        )
+
+        tasks = [
+            asyncio.create_task(
+                watch_directory(store, holder, float(config.get("store", "reload_interval")))
+            ),
+            asyncio.create_task(writer.run()),
+            asyncio.create_task(sweep_bindings(server, writer)),
+        ]
+        admin: _AdminServer | None = None
+        if config.get("admin", "enabled"):
+            admin = _start_admin(store, config, admin_addr.host, admin_addr.port)
+            if admin is not None:
+                tasks.append(asyncio.create_task(admin.run()))
+        await stop.wait()
+        log.info("vidare.stopping")
+        if admin is not None:
+            admin.stop()
+        await writer.flush()
+        await server.close()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return 0
+    finally:
+        await store.close()
+
+
+async def _demo_passwords(store: Store) -> list[str]:
+    """Accounts (SIP or web) still on a demo password: loopback only while there are any."""
+    weak = list(await store.demo_passwords_unchanged())
+    try:
+        from admin.app import demo_web_passwords_unchanged
+    except ImportError:
+        return weak
+    return weak + [f"web:{u}" for u in await demo_web_passwords_unchanged(store.engine)]
+
+
+def _algorithms(text: str) -> tuple[str, ...]:
+    from sipcore.digest import ALGORITHMS
+
+    algs = tuple(a.strip().upper() for a in text.split(",") if a.strip())
+    bad = [a for a in algs if a not in ALGORITHMS]
+    if not algs or bad:
+        raise ConfigError(f"sip.digest_algorithms: {text!r} (choose from {', '.join(ALGORITHMS)})")
+    return algs
+
+
+def _start_admin(store: Store, config: Config, host: str, port: int) -> _AdminServer | None:
+    try:
+        from admin.app import create_app
+    except ImportError as e:  # the web extra is not installed: SIP still runs
+        log.warning("admin.unavailable", reason=str(e))
+        return None
+    return _AdminServer(create_app(store, config), host, port)
+
+
+def run(config: Config) -> int:
+    configure_logging(config.get("log", "format"), str(config.get("log", "level")))
+
+    async def main(stop: asyncio.Event) -> int:
+        return await _main(config, stop)
+
+    return run_until_signalled(main)
