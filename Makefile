@@ -33,5 +33,8 @@ bench: setup
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.decide
 
+prompts: setup
+	$(BIN)/python -m prompts.generate
+
 clean:
 	rm -rf $(VENV) var test-output .pytest_cache .mypy_cache .ruff_cache

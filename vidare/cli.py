@@ -42,11 +42,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidare import commands_admin, commands_policy, commands_serve
+    from vidare import commands_admin, commands_media, commands_policy, commands_serve
 
     parser = _Parser(prog="vidare", description="Vidare call-handling server")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (commands_serve, commands_policy, commands_admin):
+    for module in (commands_serve, commands_media, commands_policy, commands_admin):
         module.add_commands(sub, _common)
     return parser
 

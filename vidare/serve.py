@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -135,6 +136,51 @@ async def sweep_bindings(server: SipServer, writer: BindingWriter, every: float 
             writer.mark(b.aor)
 
 
+class MediaSupervisor:
+    """Runs the media server (pjsua2, its own process and threads) and restarts it if it dies.
+
+    The child gets this process's whole configuration as ``--set`` overrides, so both read the
+    same values whatever file or flags they came from. Restarts back off from 1 s to 30 s; a
+    child that ran for a minute resets the back-off.
+    """
+
+    def __init__(self, config: Config) -> None:
+        args = ["--data-dir", str(config.data_dir)]
+        for section, values in config.raw.items():
+            for key, value in values.items():
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                args += ["--set", f"{section}.{key}={text}"]
+        self._argv = [sys.executable, "-m", "vidare", "media", *args]
+        self._process: asyncio.subprocess.Process | None = None
+        self._stopping = False
+
+    async def run(self) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            started = time.monotonic()
+            self._process = await asyncio.create_subprocess_exec(*self._argv)
+            log.info("media.spawned", pid=self._process.pid)
+            code = await self._process.wait()
+            if self._stopping:
+                break
+            ran = time.monotonic() - started
+            backoff = 1.0 if ran > 60 else min(backoff * 2, 30.0)
+            log.error("media.exited", code=code, ran_seconds=round(ran, 1), restart_in=backoff)
+            await asyncio.sleep(backoff)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        proc = self._process
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 class _AdminServer:
     """uvicorn on our loop, without its own signal handling (we own SIGINT/SIGTERM)."""
 
@@ -213,8 +259,14 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
             admin = _start_admin(store, config, admin_addr.host, admin_addr.port)
             if admin is not None:
                 tasks.append(asyncio.create_task(admin.run()))
+        media: MediaSupervisor | None = None
+        if config.get("media", "spawn"):
+            media = MediaSupervisor(config)
+            tasks.append(asyncio.create_task(media.run()))
         await stop.wait()
         log.info("vidare.stopping")
+        if media is not None:
+            await media.stop()
         if admin is not None:
             admin.stop()
         await writer.flush()

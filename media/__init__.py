@@ -1,0 +1,1 @@
+"""The media server: announcements, voicemail, voicemail access, personal queue (see README.md)."""
