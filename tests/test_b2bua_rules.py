@@ -180,3 +180,17 @@ def test_answered_outgoing_call_makes_the_caller_busy() -> None:
     h.invite("+4687654321", caller="+46701001001", source=MOBILE)
     h.answer(h.invites_to()[0], 200, body=SDP)
     assert h.mgr.busy["alice"] == 1
+
+
+def test_withheld_caller_identity_from_the_trunk_does_not_reach_softphones() -> None:
+    h = B2bua()
+    h.register("bob")
+    h.invite(
+        "+4681001002",
+        caller="anonymous",
+        headers=[("P-Asserted-Identity", "<sip:+46812345678@pstn.example>"), ("Privacy", "id")],
+    )
+    soft = h.invites_to((SOFTPHONE.host, SOFTPHONE.port))[0].request
+    mobile = h.invites_to((MOBILE.host, MOBILE.port))[0].request
+    assert soft.header("P-Asserted-Identity") is None and soft.header("Privacy") == "id"
+    assert mobile.header("P-Asserted-Identity") == "<sip:+46812345678@pstn.example>"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,12 +19,16 @@ from typing import Any
 
 import structlog
 
+from policy.decide import decide
 from policy.model import DirectorySnapshot
 from policy.store import Store
 from policy.store.store import Binding as StoredBinding
+from policy.store.store import Cdr
 from sipcore.aio.logconfig import configure_logging
 from sipcore.aio.runtime import run_until_signalled
 from sipcore.aio.server import SipServer, SipSettings
+from sipcore.b2bua import B2buaConfig
+from sipcore.b2bua.events import CdrRecord
 from sipcore.errors import RemoteProtocolError
 from sipcore.parser import parse_name_addr
 from sipcore.registrar import Binding, Source
@@ -126,6 +132,32 @@ class BindingWriter:
                 await self._store.replace_bindings(aor, [_to_stored(b) for b in live])
             except Exception as e:
                 log.error("register.persist_failed", aor=aor, error=str(e))
+
+
+class CdrWriter:
+    """Writes call detail records to the store off the call path, in the order calls ended."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[CdrRecord] = asyncio.Queue()
+
+    def put(self, record: CdrRecord) -> None:
+        self._queue.put_nowait(record)
+
+    async def run(self) -> None:
+        while True:
+            record = await self._queue.get()
+            await self._write(record)
+
+    async def flush(self) -> None:
+        while not self._queue.empty():
+            await self._write(self._queue.get_nowait())
+
+    async def _write(self, record: CdrRecord) -> None:
+        try:
+            await self._store.add_cdr(Cdr(**dataclasses.asdict(record)))
+        except Exception as e:
+            log.error("cdr.write_failed", call_id=record.call_id, error=str(e))
 
 
 async def sweep_bindings(server: SipServer, writer: BindingWriter, every: float = 30.0) -> None:
@@ -237,6 +269,23 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
         server = SipServer(settings, holder.get)
         writer = BindingWriter(store, server)
         server.on_bindings_changed = writer.mark
+        cdrs = CdrWriter(store)
+        max_ring = int(config.get("sip", "max_ring_seconds"))
+        server.enable_b2bua(
+            B2buaConfig(
+                local_host=settings.host,
+                local_port=settings.port,
+                domain=domain,
+                pstn=_pair(config, "trunks", "pstn"),
+                mobile=_pair(config, "trunks", "mobile"),
+                media=_pair(config, "media", "address"),
+                max_ring_seconds=float(max_ring),
+                max_diversions=int(config.get("sip", "max_diversions")),
+                timers=settings.timers,
+            ),
+            functools.partial(decide, max_ring_seconds=max_ring),
+            cdrs.put,
+        )
         stored = [b for b in (_from_stored(s) for s in await store.load_bindings(datetime.now(UTC))) if b]
         kept = server.location.load(stored, time.time())
         try:
@@ -253,6 +302,7 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
             ),
             asyncio.create_task(writer.run()),
             asyncio.create_task(sweep_bindings(server, writer)),
+            asyncio.create_task(cdrs.run()),
         ]
         admin: _AdminServer | None = None
         if config.get("admin", "enabled"):
@@ -270,6 +320,7 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
         if admin is not None:
             admin.stop()
         await writer.flush()
+        await cdrs.flush()
         await server.close()
         for t in tasks:
             t.cancel()
@@ -277,6 +328,11 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
         return 0
     finally:
         await store.close()
+
+
+def _pair(config: Config, section: str, key: str) -> tuple[str, int]:
+    address = config.address(section, key)
+    return (address.host, address.port)
 
 
 async def _demo_passwords(store: Store) -> list[str]:

@@ -172,7 +172,10 @@ class Call(InDialog):
         """Build and send one outbound INVITE carrying the caller's SDP unchanged."""
         a = self.a_invite
         mf = (a.max_forwards if a.max_forwards is not None else 70) - 1
-        hdrs = copy_headers(a, trusted=self.a_trusted)
+        hidden = any(v.strip().lower() == "id" for v in a.header_values("Privacy"))
+        # RFC 3325 9.1: a withheld identity goes no further than trusted peers (trunks, media).
+        exclude = frozenset({"p-asserted-identity"}) if hidden and kind is LegKind.SOFTPHONE else frozenset()
+        hdrs = copy_headers(a, trusted=self.a_trusted, exclude=exclude)
         hdrs.extend(self.extra_b_headers)
         hdrs.extend(headers or [])
         invite = Request(
@@ -507,11 +510,11 @@ class Call(InDialog):
         out = [CancelTimerAction(self.ref, "ring"), *self._cancel_pending(reason)]
         self.outcome, self.cause = "cancelled", "487 caller cancelled"
         out.append(self._respond_a(487))
-        return out + self._end(now, keep_outcome=True)
+        return out + self._end(now)
 
     # ------------------------------------------------------------------------------ ending
 
-    def _end(self, now: float, keep_outcome: bool = True) -> list[B2buaAction]:
+    def _end(self, now: float) -> list[B2buaAction]:
         if self.state is CallState.ENDED:
             return []
         self.state = CallState.ENDED

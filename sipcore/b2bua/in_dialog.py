@@ -56,7 +56,7 @@ class InDialog:
 
         def _next(self, prefix: str) -> str: ...
 
-        def _end(self, now: float, keep_outcome: bool = True) -> list[B2buaAction]: ...
+        def _end(self, now: float) -> list[B2buaAction]: ...
 
     def on_a_request(self, req: Request, now: float) -> list[B2buaAction]:
         """An in-dialog request from the caller's side."""
@@ -168,4 +168,4 @@ class InDialog:
             )
         if not self.cause:
             self.cause = {"a": "caller hung up", "b": "callee hung up"}.get(from_side or "", "ended")
-        return out + self._end(now, keep_outcome=True)
+        return out + self._end(now)

@@ -1,0 +1,236 @@
+"""Call peers for the B2BUA end-to-end tests: SIPp phones and trunks around a real `vidare serve`.
+
+Every peer is a real SIPp process on a loopback port; what it received is read back from its
+``-trace_msg`` file. ``call_server`` starts the real server with the trunks and the media server
+pointed at ports the test owns, so a SIPp UAS can stand at each of them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from interop.harness import REPO, SCENARIOS, Server, free_port, options_ping, sipp_binary
+
+__all__ = ["CallServer", "Peer", "call_server", "register_phone", "start_peer"]
+
+_SEPARATOR = "----------------------------------------------- "
+
+
+def _render(scenario: str, workdir: Path, subs: dict[str, str]) -> Path:
+    """A copy of ``scenario`` with ``[name]`` placeholders that SIPp cannot fill (status codes)."""
+    text = (SCENARIOS / scenario).read_text()
+    if not subs:
+        return SCENARIOS / scenario
+    for k, v in subs.items():
+        text = text.replace(f"[{k}]", v)
+    out = workdir / f"{Path(scenario).stem}-{'-'.join(subs.values())}.xml"
+    out.write_text(text)
+    return out
+
+
+@dataclass
+class Peer:
+    """One SIPp process (a UAS waiting for a call, or a UAC placing one)."""
+
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    msg_file: Path
+    log_file: Path
+
+    def wait(self, timeout: float = 30.0) -> int:
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return -1
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    @property
+    def messages(self) -> str:
+        return self.msg_file.read_text(errors="replace") if self.msg_file.exists() else ""
+
+    def received(self) -> list[str]:
+        out = []
+        for block in self.messages.split(_SEPARATOR)[1:]:
+            # "<timestamp>\nUDP message received [N] bytes :\n\n<message>"
+            _, _, rest = block.partition("\n")
+            head, _, body = rest.partition("\n")
+            if "message received" in head:
+                out.append(body.strip())
+        return out
+
+    def received_requests(self, method: str) -> list[str]:
+        return [m for m in self.received() if m.startswith(method + " ")]
+
+    def received_statuses(self) -> list[int]:
+        return [int(m.split()[1]) for m in self.received() if m.startswith("SIP/2.0 ")]
+
+    def debug(self) -> str:
+        log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+        return f"--- {self.name} (rc={self.process.poll()}) ---\n{log[-2000:]}\n{self.messages[-4000:]}"
+
+
+def start_peer(
+    name: str,
+    scenario: str,
+    port: int,
+    workdir: Path,
+    remote: str | None = None,
+    *,
+    keys: dict[str, str] | None = None,
+    subs: dict[str, str] | None = None,
+    service: str | None = None,
+    timeout: float = 40.0,
+    extra: list[str] | None = None,
+) -> Peer:
+    """Start SIPp in the background on ``127.0.0.1:port``; a UAC when ``remote`` is given."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    msg_file = workdir / f"{name}-{time.monotonic_ns()}-messages.log"
+    log_file = workdir / f"{name}.out"
+    cmd = [
+        sipp_binary(),
+        "-sf",
+        str(_render(scenario, workdir, subs or {})),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-mp",
+        str(free_port()),
+        "-m",
+        "1",
+        "-trace_msg",
+        "-message_file",
+        str(msg_file),
+        "-timeout",
+        f"{int(timeout)}s",
+        "-timeout_error",
+        "-nostdin",
+    ]
+    for k, v in (keys or {}).items():
+        cmd += ["-key", k, v]
+    if service is not None:
+        cmd += ["-s", service]
+    cmd += extra or []
+    if remote is not None:
+        cmd.append(remote)
+    log = log_file.open("wb")
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    peer = Peer(name, port, proc, msg_file, log_file)
+    if remote is None:
+        time.sleep(0.15)  # let a UAS bind before anyone calls it
+    return peer
+
+
+def register_phone(server: CallServer, user: str, password: str, port: int, workdir: Path) -> None:
+    """Register ``user``'s softphone contact at 127.0.0.1:port (a real SIPp REGISTER with digest)."""
+    peer = start_peer(
+        f"register-{user}",
+        "register.xml",
+        port,
+        workdir,
+        server.address,
+        keys={"expires": "3600"},
+        service=user,
+        extra=["-au", user, "-ap", password],
+        timeout=10,
+    )
+    rc = peer.wait(15)
+    assert rc == 0, peer.debug()
+
+
+@dataclass
+class CallServer(Server):
+    """``vidare serve`` with the trunks and the media server at test-owned ports."""
+
+    pstn: int = 0
+    mobile: int = 0
+    media: int = 0
+    extra: list[str] = field(default_factory=list)
+
+    def start(self, timeout: float = 20.0) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "vidare",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--set",
+            f"sip.listen=127.0.0.1:{self.port}",
+            "--set",
+            f"trunks.pstn=127.0.0.1:{self.pstn}",
+            "--set",
+            f"trunks.mobile=127.0.0.1:{self.mobile}",
+            "--set",
+            f"media.address=127.0.0.1:{self.media}",
+            "--set",
+            "admin.enabled=false",
+            "--set",
+            "media.spawn=false",
+            "--set",
+            "log.format=json",
+            "--set",
+            "sip.digest_algorithms=MD5,SHA-256",  # SIPp 3.6 answers only an MD5 challenge
+            *self.extra,
+        ]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vidare serve exited early:\n{self.log_path.read_text()}")
+            if options_ping(self.port, 0.2) is not None:
+                return
+        raise RuntimeError(f"vidare serve did not answer OPTIONS:\n{self.log_path.read_text()}")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A `vidare` admin command against this server's data directory."""
+        cmd = [sys.executable, "-m", "vidare.cli", *args, "--data-dir", str(self.data_dir)]
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=30)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.log_events() if e.get("event") == name]
+
+
+@contextmanager
+def call_server(tmp_path: Path, extra: list[str] | None = None) -> Iterator[CallServer]:
+    server = CallServer(
+        free_port(),
+        tmp_path / "data",
+        tmp_path / "server.log",
+        pstn=free_port(),
+        mobile=free_port(),
+        media=free_port(),
+        extra=extra or [],
+    )
+    server.data_dir.mkdir(parents=True, exist_ok=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def header(message: str, name: str) -> str | None:
+    """The first value of header ``name`` in a traced message (case-insensitive)."""
+    m = re.search(rf"^{re.escape(name)}\s*:\s*(.*?)\s*$", message, re.M | re.I)
+    return m.group(1) if m else None
