@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vidare.config import Config
+from vidare.store import open_store
 
 __all__ = ["add_commands"]
 
@@ -39,9 +40,8 @@ def add_commands(sub: Any, common: Callable[[argparse.ArgumentParser], None]) ->
 
 async def _open(config: Config) -> Any:
     from admin.tables import ensure_tables
-    from policy.store import Store
 
-    store = await Store.open(config.database_url)
+    store = await open_store(config)
     await store.migrate()
     await ensure_tables(store.engine)
     return store

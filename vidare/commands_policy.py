@@ -22,6 +22,7 @@ from policy.model import ActivityKind, DirectorySnapshot, User
 from policy.store import NotFoundError, Store, StoreError
 from vidare.cli import UsageError
 from vidare.config import Config
+from vidare.store import open_store
 
 __all__ = ["add_commands"]
 
@@ -39,7 +40,7 @@ def _run(config: Config, body: Callable[[Store], Awaitable[int]]) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     async def main() -> int:
-        store = await Store.open(config.database_url)
+        store = await open_store(config)
         try:
             await store.migrate()
             if config.get("demo", "enabled"):

@@ -77,6 +77,7 @@ class Config:
 
     raw: dict[str, dict[str, Any]]
     data_dir: Path
+    base_dir: Path  # the config file's folder (or the working directory): relative paths start here
 
     def get(self, section: str, key: str) -> Any:
         return self.raw[section][key]
@@ -87,6 +88,15 @@ class Config:
     @property
     def var_dir(self) -> Path:
         return self.data_dir / "var"
+
+    @property
+    def extra_catalogue(self) -> Path | None:
+        """The operator's extra group catalogue, relative paths from the config file's folder."""
+        text = str(self.raw["policy"]["extra_catalogue"])
+        if not text:
+            return None
+        path = Path(text)
+        return path if path.is_absolute() else (self.base_dir / path).resolve()
 
     @property
     def database_url(self) -> str:
@@ -183,7 +193,7 @@ def load_config(
     if merged["sip"]["min_expires"] > merged["sip"]["max_expires"]:
         raise ConfigError("sip.min_expires: must not exceed sip.max_expires")
 
+    base = path.parent if path is not None else Path.cwd()
     if data_dir is None:
-        base = path.parent if path is not None else Path.cwd()
         data_dir = base / str(merged["store"]["data_dir"])
-    return Config(raw=merged, data_dir=data_dir.resolve())
+    return Config(raw=merged, data_dir=data_dir.resolve(), base_dir=base.resolve())

@@ -34,6 +34,7 @@ from sipcore.parser import parse_name_addr
 from sipcore.registrar import Binding, Source
 from sipcore.transaction import TimerConfig
 from vidare.config import Config, ConfigError
+from vidare.store import open_store
 
 __all__ = ["BindingWriter", "DirectoryHolder", "run"]
 
@@ -238,7 +239,7 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
     sip_addr = config.address("sip", "listen")
     admin_addr = config.address("admin", "listen")
     domain = str(config.get("sip", "domain"))
-    store = await Store.open(config.database_url)
+    store = await open_store(config)
     try:
         await store.migrate()
         if config.get("demo", "enabled") and await store.ensure_demo(domain):
