@@ -408,3 +408,23 @@ async def test_ha1_values_and_no_plain_password_in_the_database(tmp_path: Path, 
     assert blobs  # the database is there
     for password in [d.sip_password for d in DEMO_USERS] + ["dave-very-secret", "bob-new-secret"]:
         assert password.encode() not in blobs
+
+
+async def test_cdrs_written_in_one_batch_are_all_listed(store: Store) -> None:
+    batch = [
+        Cdr(
+            f"batch-{i}",
+            NOW + timedelta(seconds=i),
+            "incoming",
+            "+46811111111",
+            "+4681001002",
+            "answered",
+            user="bob",
+            duration=float(i),
+        )
+        for i in range(3)
+    ]
+    await store.add_cdrs(batch)
+    await store.add_cdrs([])
+    listed = await store.list_cdrs(user="bob")
+    assert [c.call_id for c in listed if c.call_id.startswith("batch-")] == ["batch-2", "batch-1", "batch-0"]

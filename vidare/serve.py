@@ -136,7 +136,10 @@ class BindingWriter:
 
 
 class CdrWriter:
-    """Writes call detail records to the store off the call path, in the order calls ended."""
+    """Writes call detail records off the call path: whatever ended since the last write goes
+    into one transaction, so the database costs per batch, not per call."""
+
+    MAX_BATCH = 1000
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -147,18 +150,23 @@ class CdrWriter:
 
     async def run(self) -> None:
         while True:
-            record = await self._queue.get()
-            await self._write(record)
+            batch = [await self._queue.get()]
+            await self._write(batch)
 
     async def flush(self) -> None:
-        while not self._queue.empty():
-            await self._write(self._queue.get_nowait())
+        await self._write([])
 
-    async def _write(self, record: CdrRecord) -> None:
-        try:
-            await self._store.add_cdr(Cdr(**dataclasses.asdict(record)))
-        except Exception as e:
-            log.error("cdr.write_failed", call_id=record.call_id, error=str(e))
+    async def _write(self, batch: list[CdrRecord]) -> None:
+        while True:
+            while len(batch) < self.MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if not batch:
+                return
+            try:
+                await self._store.add_cdrs([Cdr(**dataclasses.asdict(r)) for r in batch])
+            except Exception as e:
+                log.error("cdr.write_failed", calls=len(batch), call_id=batch[0].call_id, error=str(e))
+            batch = []
 
 
 async def sweep_bindings(server: SipServer, writer: BindingWriter, every: float = 30.0) -> None:
@@ -283,6 +291,11 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
                 max_ring_seconds=float(max_ring),
                 max_diversions=int(config.get("sip", "max_diversions")),
                 timers=settings.timers,
+                voicemail_number=str(config.get("media", "voicemail_number")) or None,
+                unsolicited_mwi=bool(config.get("media", "unsolicited_mwi")),
+                subscribe_min_expires=int(config.get("sip", "min_expires")),
+                subscribe_max_expires=int(config.get("sip", "max_expires")),
+                media_keepalive=float(config.get("media", "keepalive_interval")),
             ),
             functools.partial(decide, max_ring_seconds=max_ring),
             cdrs.put,

@@ -125,6 +125,23 @@ class Cdr:
     id: int | None = None
 
 
+def _cdr_row(cdr: Cdr) -> CdrRow:
+    return CdrRow(
+        call_id=cdr.call_id,
+        started_at=_aware(cdr.started_at, "started_at"),
+        answered_at=None if cdr.answered_at is None else _aware(cdr.answered_at, "answered_at"),
+        ended_at=None if cdr.ended_at is None else _aware(cdr.ended_at, "ended_at"),
+        direction=cdr.direction,
+        caller=cdr.caller,
+        callee=cdr.callee,
+        username=cdr.user,
+        outcome=cdr.outcome,
+        cause=cdr.cause,
+        decided_by=cdr.decided_by,
+        duration=cdr.duration,
+    )
+
+
 class _Unchanged(Exception):
     """Raised inside a change transaction to roll it back quietly (nothing to do)."""
 
@@ -668,24 +685,18 @@ class Store:
     # ------------------------------------------------------------------ CDRs
 
     async def add_cdr(self, cdr: Cdr) -> int:
-        row = CdrRow(
-            call_id=cdr.call_id,
-            started_at=_aware(cdr.started_at, "started_at"),
-            answered_at=None if cdr.answered_at is None else _aware(cdr.answered_at, "answered_at"),
-            ended_at=None if cdr.ended_at is None else _aware(cdr.ended_at, "ended_at"),
-            direction=cdr.direction,
-            caller=cdr.caller,
-            callee=cdr.callee,
-            username=cdr.user,
-            outcome=cdr.outcome,
-            cause=cdr.cause,
-            decided_by=cdr.decided_by,
-            duration=cdr.duration,
-        )
+        row = _cdr_row(cdr)
         async with self._tx() as s:
             s.add(row)
             await s.flush()
             return row.id
+
+    async def add_cdrs(self, cdrs: Sequence[Cdr]) -> None:
+        """Write many CDRs in one transaction (the server batches calls that ended together)."""
+        if not cdrs:
+            return
+        async with self._tx() as s:
+            s.add_all([_cdr_row(c) for c in cdrs])
 
     async def list_cdrs(
         self,
