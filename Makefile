@@ -32,6 +32,7 @@ test: setup lint typecheck
 bench: setup
 	$(BIN)/python -m bench.parse
 	$(BIN)/python -m bench.decide
+	$(BIN)/python -m bench.calls
 
 prompts: setup
 	$(BIN)/python -m prompts.generate
