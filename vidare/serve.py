@@ -319,10 +319,11 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
             asyncio.create_task(cdrs.run()),
         ]
         admin: _AdminServer | None = None
+        admin_task: asyncio.Task[None] | None = None
         if config.get("admin", "enabled"):
             admin = _start_admin(store, config, admin_addr.host, admin_addr.port)
             if admin is not None:
-                tasks.append(asyncio.create_task(admin.run()))
+                admin_task = asyncio.create_task(admin.run())
         media: MediaSupervisor | None = None
         if config.get("media", "spawn"):
             media = MediaSupervisor(config)
@@ -331,8 +332,13 @@ async def _main(config: Config, stop: asyncio.Event) -> int:
         log.info("vidare.stopping")
         if media is not None:
             await media.stop()
-        if admin is not None:
+        if admin is not None and admin_task is not None:
+            # Let uvicorn finish its lifespan shutdown instead of cancelling it mid-way.
             admin.stop()
+            try:
+                await asyncio.wait_for(admin_task, 10)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
         await writer.flush()
         await cdrs.flush()
         await server.close()
