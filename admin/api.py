@@ -6,21 +6,25 @@ a user sees and changes only their own things (activity, voicemail setting, call
 password, own CDRs). Validation errors answer 422 naming the field (FastAPI's own shape); a group
 slot conflict answers 409 naming both groups and the slot; nothing is ever half-applied.
 
-Voicemail endpoints are not here yet: the voicemail store belongs to the media server.
+Voicemail: the media server's messages (``admin/voicemail.py``): list, the WAV file, heard/unheard,
+delete (file and row); a user only their own box, an admin every box.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+import anyio
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from admin.app import AdminContext, context
 from admin.auth import SESSION_COOKIE, Principal, csrf_ok, hash_password
 from admin.service import HoursView, user_view
+from admin.voicemail import VoicemailMessage, message_view
 from policy.catalogue import Group
 from policy.decide import decide
 from policy.model import User
@@ -241,6 +245,20 @@ class TokenCreated(BaseModel):
     id: int
     name: str
     token: str
+
+
+class VoicemailOut(BaseModel):
+    id: int
+    caller: str = Field(description="the caller's From URI")
+    received_at: datetime
+    duration: float = Field(description="seconds")
+    cause: str | None = Field(description="why the call reached voicemail: 486, 408 or 302")
+    heard: bool
+
+
+class VoicemailPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    heard: bool
 
 
 class MeOut(BaseModel):
@@ -651,6 +669,137 @@ async def list_user_cdrs(
     _self_or_admin(p, username)
     await ctx.service.user(username)
     return await _cdrs(ctx, username, since, until, limit)
+
+
+# ----------------------------------------------------------------------------------- voicemail
+
+MessageId = Annotated[int, Path(ge=1, le=2**62, description="the message's id", examples=[1])]
+# The example names a box that exists (schemathesis's example phase then reaches real messages).
+BoxOwner = Annotated[str, Path(min_length=1, max_length=64, examples=["bob"])]
+
+
+def _voicemail_out(m: VoicemailMessage) -> VoicemailOut:
+    return VoicemailOut.model_validate(message_view(m))
+
+
+async def _message(ctx: AdminContext, username: str, message_id: int) -> VoicemailMessage:
+    msg = await ctx.voicemail.message(username, message_id)
+    if msg is None:
+        raise HTTPException(404, f"no voicemail message {message_id} for {username}")
+    return msg
+
+
+@router.get(
+    "/users/{username}/voicemail", response_model=list[VoicemailOut], responses=_E404, tags=["voicemail"]
+)
+async def list_voicemail(username: BoxOwner, p: Auth, ctx: Ctx) -> list[VoicemailOut]:
+    """The user's voicemail messages: unheard first, newest first within each."""
+    _self_or_admin(p, username)
+    await ctx.service.user(username)
+    return [_voicemail_out(m) for m in await ctx.voicemail.messages(username)]
+
+
+_WAV = {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
+    """One ``bytes=a-b`` / ``bytes=a-`` / ``bytes=-n`` range as (first, last); None: send it all."""
+    if not header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.group(0) == "bytes=-":
+        return None  # multiple or malformed ranges: the whole file (RFC 9110 allows ignoring Range)
+    first_text, last_text = match.groups()
+    if first_text:
+        first = int(first_text)
+        last = min(int(last_text), size - 1) if last_text else size - 1
+        if last_text and int(last_text) < first:
+            return None
+    else:
+        first, last = max(size - int(last_text), 0), size - 1
+        if int(last_text) == 0:
+            return "unsatisfiable"
+    if first >= size:
+        return "unsatisfiable"
+    return first, last
+
+
+@router.get(
+    "/users/{username}/voicemail/{message_id}/audio",
+    response_class=Response,
+    responses={
+        200: {"content": _WAV, "description": "the recording (WAV)"},
+        206: {"content": _WAV, "description": "the requested byte range of the recording"},
+        **_E404,
+        409: {"model": ErrorOut},
+        416: {"description": "the requested range is beyond the end of the file"},
+    },
+    tags=["voicemail"],
+)
+async def voicemail_audio(
+    username: BoxOwner,
+    message_id: MessageId,
+    p: Auth,
+    ctx: Ctx,
+    range_header: Annotated[str | None, Header(alias="range", include_in_schema=False)] = None,
+) -> Response:
+    """The message's WAV file (single byte ranges supported, for the browser's audio element).
+
+    The file is read whole before the answer starts, so a delete at the same moment can never cut a
+    response short.
+    """
+    _self_or_admin(p, username)
+    msg = await _message(ctx, username, message_id)
+    path = ctx.voicemail.path(msg)  # 409 when the row names a file outside the box
+    try:
+        data = await anyio.Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise HTTPException(404, f"the file of voicemail message {message_id} is missing") from None
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-store",
+        "Content-Disposition": f'inline; filename="voicemail-{message_id}.wav"',
+    }
+    wanted = _byte_range(range_header, len(data))
+    if wanted == "unsatisfiable":
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{len(data)}"})
+    if wanted is None:
+        return Response(data, media_type="audio/wav", headers=headers)
+    first, last = wanted
+    headers["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+    return Response(data[first : last + 1], status_code=206, media_type="audio/wav", headers=headers)
+
+
+@router.patch(
+    "/users/{username}/voicemail/{message_id}",
+    response_model=VoicemailOut,
+    responses=_E404,
+    tags=["voicemail"],
+)
+async def update_voicemail(
+    username: BoxOwner, message_id: MessageId, body: VoicemailPatch, p: Auth, ctx: Ctx
+) -> VoicemailOut:
+    """Mark a message heard or unheard (audited; the user's phones get an MWI NOTIFY)."""
+    _self_or_admin(p, username)
+    msg = await ctx.voicemail.set_heard(p.actor, username, message_id, body.heard)
+    if msg is None:
+        raise HTTPException(404, f"no voicemail message {message_id} for {username}")
+    return _voicemail_out(msg)
+
+
+@router.delete(
+    "/users/{username}/voicemail/{message_id}",
+    status_code=204,
+    responses={**_E404, 409: {"model": ErrorOut}, 500: {"model": ErrorOut}},
+    tags=["voicemail"],
+)
+async def delete_voicemail(username: BoxOwner, message_id: MessageId, p: Auth, ctx: Ctx) -> Response:
+    """Delete the message: its file and its row, or nothing (audited; MWI NOTIFY)."""
+    _self_or_admin(p, username)
+    if not await ctx.voicemail.delete(p.actor, username, message_id):
+        raise HTTPException(404, f"no voicemail message {message_id} for {username}")
+    return Response(status_code=204)
 
 
 # ----------------------------------------------------------------------------------- explain

@@ -26,6 +26,7 @@ from admin.auth import Auth, hash_password
 from admin.repository import get_web_password_hash, set_web_password_hash
 from admin.service import AdminService
 from admin.tables import ensure_tables
+from admin.voicemail import FileRemovalError, UnsafePathError, VoicemailAdmin, notifier_from_config
 from policy.catalogue import Catalogue, MembershipError, UnknownGroupError
 from policy.store.errors import NotFoundError, ValidationError
 
@@ -53,6 +54,7 @@ class AdminContext:
     audit: AuditLog
     templates: Jinja2Templates
     secure_cookies: bool
+    voicemail: VoicemailAdmin
 
 
 def context(request: Request) -> AdminContext:
@@ -65,6 +67,11 @@ def _secure_cookies(config: Any) -> bool:
         return not bool(config.address("admin", "listen").is_loopback)
     except Exception:  # no admin address configured: be safe
         return True
+
+
+def _var_dir(config: Any) -> Path:
+    var_dir: Path = config.var_dir
+    return var_dir
 
 
 def _demo_enabled(config: Any) -> bool:
@@ -125,17 +132,22 @@ def create_app(store: Any, config: Any, *, catalogue: Catalogue | None = None) -
         audit=audit,
         templates=Jinja2Templates(directory=str(HERE / "templates")),
         secure_cookies=_secure_cookies(config),
+        voicemail=VoicemailAdmin(engine, _var_dir(config), audit, notifier_from_config(config)),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await bootstrap(ctx)
         yield
+        if ctx.voicemail.mwi is not None:
+            await ctx.voicemail.mwi.drain(timeout=0.5)
 
     app = FastAPI(
         title="Vidare admin API",
         version="1.0",
-        description="Users, group membership, working hours, alternative numbers, activity, CDRs, explain.",
+        description=(
+            "Users, group membership, working hours, alternative numbers, activity, voicemail, CDRs, explain."
+        ),
         openapi_url="/api/v1/openapi.json",
         docs_url=None,
         redoc_url=None,
@@ -172,6 +184,17 @@ def create_app(store: Any, config: Any, *, catalogue: Catalogue | None = None) -
             {"detail": [{"loc": ["body", "groups"], "msg": str(exc), "type": "value_error"}]},
             status_code=422,
         )
+
+    @app.exception_handler(UnsafePathError)
+    async def _unsafe_path(request: Request, exc: UnsafePathError) -> Response:
+        log.error("voicemail: %s", exc)
+        detail = "the message's file is not in the user's voicemail box"
+        return JSONResponse({"detail": detail}, status_code=409)
+
+    @app.exception_handler(FileRemovalError)
+    async def _file_removal(request: Request, exc: FileRemovalError) -> Response:
+        log.error("voicemail: %s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=500)
 
     app.include_router(api.router, prefix="/api/v1")
     app.include_router(pages.router)

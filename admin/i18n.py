@@ -119,10 +119,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "language": ("Språk", "Language"),
     "settings_for": ("Inställningar för", "Settings for"),
     "open": ("Öppna", "Open"),
-    "voicemail_later": (
-        "Röstmeddelanden visas här när medieservern finns.",
-        "Voicemail messages will be listed here once the media server exists.",
-    ),
+    "voicemail": ("Röstmeddelanden", "Voicemail"),
+    "no_voicemail": ("Inga röstmeddelanden.", "No voicemail messages."),
+    "received": ("Mottaget", "Received"),
+    "status": ("Status", "Status"),
+    "listen": ("Lyssna", "Listen"),
+    "heard": ("Avlyssnat", "Heard"),
+    "unheard": ("Nytt", "New"),
+    "mark_heard": ("Markera som avlyssnat", "Mark as heard"),
+    "mark_unheard": ("Markera som nytt", "Mark as new"),
+    "delete": ("Ta bort", "Delete"),
+    "voicemail_deleted": ("Meddelandet är borttaget.", "The message was deleted."),
 }
 
 

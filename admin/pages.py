@@ -4,7 +4,8 @@ The admin's flows follow the guide: Users -> a user -> "Medlemskap i användargr
 grouped by situation, Spara, the table of what happens to a call); Tjänster -> Arbetstid ->
 "Konfigurera för alla användare" (and per department and user); Användargrupper; the audit log.
 A user logging in with their own password gets their own page: activity with return time,
-voicemail setting, caller-ID role and call history. Every form carries the session's CSRF token.
+voicemail setting, caller-ID role, voicemail messages (an ``<audio>`` player each, heard/unheard,
+delete) and call history. Every form carries the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -231,6 +232,7 @@ async def _user_page(
     zone = await ctx.service.company_zone()
     until_local = user.activity.until.astimezone(zone) if user.activity.until else None
     cdrs = await ctx.service.cdrs(user.username, None, None, 50)
+    voicemails = await ctx.voicemail.messages(user.username)
     return render(
         request,
         ctx,
@@ -248,6 +250,7 @@ async def _user_page(
         current_activity=user.activity.effective(datetime.now(UTC)).value,
         until_local=until_local,
         cdrs=cdrs,
+        voicemails=voicemails,
         zone=zone,
         errors=errors or {},
         saved=request.query_params.get("saved"),
@@ -348,6 +351,37 @@ async def save_settings(username: str, request: Request, ctx: Ctx, p: Who) -> Re
     except ValidationError as e:
         return await _user_page(request, ctx, p, user, status=422, errors={"settings": e.message})
     return _redirect(f"/users/{quote(username)}?saved=settings#settings")
+
+
+def _message_id(value: str) -> int | None:
+    return int(value) if value.isdigit() and len(value) <= 18 and int(value) >= 1 else None
+
+
+@router.post("/users/{username}/voicemail/{message_id}/heard")
+async def voicemail_heard(username: str, message_id: str, request: Request, ctx: Ctx, p: Who) -> Response:
+    if not p.may_act_for(username):
+        return _forbidden(request, ctx, p)
+    form = await _form(request, p)
+    if form is None:
+        return _forbidden(request, ctx, p, "csrf")
+    msg_id = _message_id(message_id)
+    heard = _text(form, "heard") == "1"
+    if msg_id is None or await ctx.voicemail.set_heard(p.actor, username, msg_id, heard) is None:
+        return _not_found(request, ctx, p)
+    return _redirect(f"/users/{quote(username)}?saved=voicemail#voicemail")
+
+
+@router.post("/users/{username}/voicemail/{message_id}/delete")
+async def voicemail_delete(username: str, message_id: str, request: Request, ctx: Ctx, p: Who) -> Response:
+    if not p.may_act_for(username):
+        return _forbidden(request, ctx, p)
+    form = await _form(request, p)
+    if form is None:
+        return _forbidden(request, ctx, p, "csrf")
+    msg_id = _message_id(message_id)
+    if msg_id is None or not await ctx.voicemail.delete(p.actor, username, msg_id):
+        return _not_found(request, ctx, p)
+    return _redirect(f"/users/{quote(username)}?saved=voicemail_deleted#voicemail")
 
 
 # ----------------------------------------------------------------------------------- groups, audit

@@ -23,7 +23,7 @@ import uvicorn
 from policy.store import Store
 from vidare.config import load_config
 
-__all__ = ["AdminServer", "admin_server", "login", "run_store"]
+__all__ = ["AdminServer", "add_voicemail", "admin_server", "login", "run_store", "write_tone_wav"]
 
 
 def _free_port() -> int:
@@ -39,13 +39,19 @@ class AdminServer:
     data_dir: Path
     server: uvicorn.Server
     thread: threading.Thread
+    mwi_sock: socket.socket  # bound on the config's sip.listen: receives the admin's MWI NOTIFYs
 
     def client(self, **kwargs: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
+    @property
+    def var_dir(self) -> Path:
+        return self.data_dir / "var"
+
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        self.mwi_sock.close()
 
 
 def run_store(db_url: str, coro_fn: Any) -> Any:
@@ -67,7 +73,13 @@ def start_admin_server(data_dir: Path) -> AdminServer:
     from admin.app import create_app
 
     port = _free_port()
-    config = load_config(None, [f"admin.listen=127.0.0.1:{port}"], data_dir)
+    # MWI NOTIFYs from the admin go to sip.listen: a UDP socket of the test's own, never port 5060.
+    mwi_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mwi_sock.bind(("127.0.0.1", 0))
+    mwi_port = int(mwi_sock.getsockname()[1])
+    config = load_config(
+        None, [f"admin.listen=127.0.0.1:{port}", f"sip.listen=127.0.0.1:{mwi_port}"], data_dir
+    )
     db_url = config.database_url
     holder: dict[str, Any] = {}
     ready = threading.Event()
@@ -115,7 +127,7 @@ def start_admin_server(data_dir: Path) -> AdminServer:
         if time.monotonic() > deadline:
             raise RuntimeError("admin server did not come up within 30 s")
         time.sleep(0.05)
-    return AdminServer(url, db_url, data_dir, holder["server"], thread)
+    return AdminServer(url, db_url, data_dir, holder["server"], thread, mwi_sock)
 
 
 @pytest.fixture
@@ -181,3 +193,52 @@ def bearer_token(server: AdminServer, username: str | None = None) -> str:
         return str(answer.json()["token"])
     finally:
         client.close()
+
+
+def write_tone_wav(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 8000) -> None:
+    """A real WAV file: a sine tone, 8 kHz mono 16-bit (what the media server records)."""
+    import math
+    import struct
+    import wave
+
+    frames = int(seconds * rate)
+    samples = (int(12000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", v) for v in samples))
+
+
+def add_voicemail(
+    server: AdminServer,
+    username: str,
+    *,
+    caller: str = "sip:+46701234567@demo.test",
+    file_name: str | None = None,
+    write_file: bool = True,
+    received_at: Any = None,
+) -> tuple[int, Path]:
+    """A message as the media server leaves it: the WAV in ``var/voicemail/<user>/``, then the row."""
+    from datetime import UTC, datetime
+
+    from media.store import VoicemailStore
+
+    name = file_name or f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{time.monotonic_ns():x}.wav"
+    path = server.var_dir / "voicemail" / username / name
+    if write_file:
+        write_tone_wav(path)
+    store = VoicemailStore(server.db_url)
+    try:
+        msg = store.add(
+            username=username,
+            caller=caller,
+            received_at=received_at or datetime.now(UTC),
+            duration=1.0,
+            cause="486",
+            file_name=name,
+        )
+    finally:
+        store.close()
+    return msg.id, path

@@ -1,5 +1,8 @@
 """The guide's admin flows in a real browser: Playwright driving Debian's Chromium against the real app.
 
+Bob's flow ends with "play a voicemail": a real WAV (1 s, 440 Hz) and its row, as the media server
+leaves them; the page's ``<audio>`` element loads it from the API and plays it.
+
 Each test saves a screenshot under ``test-output/`` when it fails.
 """
 
@@ -14,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from admin_server import AdminServer, admin_server, run_store  # noqa: F401  (fixture)
+from admin_server import AdminServer, add_voicemail, admin_server, run_store  # noqa: F401  (fixture)
 
 from policy.store import Store
 
@@ -196,4 +199,47 @@ def test_bob_sets_meeting_until_1430(browser: Browser, admin_server: AdminServer
         expect(page.get_by_role("heading", name="Call history")).to_be_visible()
         answer = page.goto(f"{admin_server.url}/users/alice")
         assert answer is not None and answer.status == 403
+
+        # Play a voicemail.
+        msg_id, wav = add_voicemail(admin_server, "bob", caller="sip:+46701234567@demo.test")
+        page.goto(f"{admin_server.url}/users/bob")
+        row = page.locator(f"#voicemail-{msg_id}")
+        expect(page.get_by_role("heading", name="Voicemail", exact=True)).to_be_visible()
+        expect(row).to_contain_text("sip:+46701234567@demo.test")
+        expect(row.locator(".vm-state")).to_have_text("New")
+        audio = row.locator("audio[controls]")
+        expect(audio).to_have_attribute("src", f"/api/v1/users/bob/voicemail/{msg_id}/audio")
+        duration = audio.evaluate(LOADED_DURATION)
+        assert 0.9 < duration < 1.2, duration
+        played = audio.evaluate(PLAY_A_LITTLE)
+        assert played > 0.1, played
+        # Mark it heard, then delete it: the file and the row go.
+        row.get_by_role("button", name="Mark as heard").click()
+        expect(page.get_by_role("status")).to_have_text("Saved.")
+        expect(page.locator(f"#voicemail-{msg_id} .vm-state")).to_have_text("Heard")
+        page.locator(f"#voicemail-{msg_id}").get_by_role("button", name="Delete").click()
+        expect(page.get_by_role("status")).to_have_text("The message was deleted.")
+        expect(page.locator(f"#voicemail-{msg_id}")).to_have_count(0)
+        assert not wav.exists()
     context.close()
+
+
+LOADED_DURATION = """async (audio) => {
+    if (audio.readyState < 1) {
+        await new Promise((resolve, reject) => {
+            audio.addEventListener("loadedmetadata", resolve, { once: true });
+            const failed = () => reject(new Error("audio error " + audio.error?.code));
+            audio.addEventListener("error", failed, { once: true });
+            audio.load();
+        });
+    }
+    return audio.duration;
+}"""
+
+PLAY_A_LITTLE = """async (audio) => {
+    audio.muted = true;  // muted playback needs no user gesture
+    await audio.play();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    audio.pause();
+    return audio.currentTime;
+}"""

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from admin_server import (  # noqa: F401  (fixtures)
     AdminServer,
+    add_voicemail,
     admin_server,
     bearer_token,
     csrf_of,
@@ -43,6 +44,8 @@ FORM_POSTS = [
     "/services/hours/user/bob",
     "/services/alt-number/company",
     "/services/alt-number/user/bob",
+    "/users/bob/voicemail/1/heard",
+    "/users/bob/voicemail/1/delete",
 ]
 
 
@@ -59,7 +62,9 @@ def test_every_api_route_refuses_without_login(shared_admin_server: AdminServer)
     checked = 0
     with shared_admin_server.client() as client:
         for path, operations in doc["paths"].items():
-            concrete = re.sub(r"\{[^}]+\}", lambda m: "1" if m.group(0) == "{token_id}" else "bob", path)
+            concrete = re.sub(
+                r"\{[^}]+\}", lambda m: "1" if m.group(0) in ("{token_id}", "{message_id}") else "bob", path
+            )
             for method in operations:
                 kwargs: dict[str, Any] = {}
                 if method in ("post", "put", "patch"):
@@ -172,6 +177,60 @@ def test_bob_cannot_read_or_change_alices_things(shared_admin_server: AdminServe
         {"activity.both.announcement_voicemail", "busy.both.voicemail", "no_answer.both.voicemail.30"}
     )
     assert a.activity.kind == "available" and a.caller_id_role == "fixed"
+
+
+def test_bob_cannot_read_or_delete_alices_voicemail(shared_admin_server: AdminServer) -> None:  # noqa: F811
+    server = shared_admin_server
+    msg_id, path = add_voicemail(server, "alice")
+    wav = path.read_bytes()
+    own_id, own_path = add_voicemail(server, "bob")
+    alice_paths = [
+        "/api/v1/users/alice/voicemail",
+        f"/api/v1/users/alice/voicemail/{msg_id}/audio",
+    ]
+    bob, csrf = session_client(server, "bob", "bob-demo")
+    token = bearer_token(server, "bob")
+    with closing(bob), server.client(headers={"Authorization": f"Bearer {token}"}) as bob_api:
+        headers = {"X-CSRF-Token": csrf}
+        for client, extra in ((bob, headers), (bob_api, {})):
+            for path_ in alice_paths:
+                answer = client.get(path_)
+                assert answer.status_code == 403, path_
+                assert answer.content != wav and "sip:" not in answer.text
+            refused = client.delete(f"/api/v1/users/alice/voicemail/{msg_id}", headers=extra)
+            assert refused.status_code == 403
+            refused = client.patch(
+                f"/api/v1/users/alice/voicemail/{msg_id}", json={"heard": True}, headers=extra
+            )
+            assert refused.status_code == 403
+            # Alice's message id through bob's own box: not found, not hers.
+            assert client.get(f"/api/v1/users/bob/voicemail/{msg_id}/audio").status_code == 404
+            assert client.delete(f"/api/v1/users/bob/voicemail/{msg_id}", headers=extra).status_code == 404
+            # His own works.
+            assert client.get(f"/api/v1/users/bob/voicemail/{own_id}/audio").content == own_path.read_bytes()
+        # The web forms likewise.
+        form_csrf = csrf_of(bob.get("/users/bob").text)
+        for action in ("heard", "delete"):
+            answer = bob.post(
+                f"/users/alice/voicemail/{msg_id}/{action}", data={"csrf": form_csrf, "heard": "1"}
+            )
+            assert answer.status_code == 403
+            answer = bob.post(
+                f"/users/bob/voicemail/{msg_id}/{action}", data={"csrf": form_csrf, "heard": "1"}
+            )
+            assert answer.status_code == 404
+    assert path.read_bytes() == wav
+    with server.client() as anon:
+        for path_ in alice_paths:
+            assert anon.get(path_).status_code == 401
+        assert anon.delete(f"/api/v1/users/alice/voicemail/{msg_id}").status_code == 401
+    from media.store import VoicemailStore
+
+    store = VoicemailStore(server.db_url)
+    try:
+        assert [m.heard for m in store.messages("alice") if m.id == msg_id] == [False]
+    finally:
+        store.close()
 
 
 def test_form_post_without_csrf_token_is_refused(admin_server: AdminServer) -> None:  # noqa: F811
