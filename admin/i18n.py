@@ -7,6 +7,7 @@ browser's ``Accept-Language``, else Swedish.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["LANGUAGES", "STRINGS", "pick_language", "translator"]
 
@@ -162,3 +163,40 @@ def translator(lang: str) -> Callable[[str], str]:
         return key if pair is None else pair[index]
 
     return t
+
+
+# What a call meets, in the guide's words (the table under "Group membership").
+_ACTION_WORDS: dict[str, tuple[str, str]] = {
+    "voicemail": ("röstbrevlåda", "voicemail"),
+    "announcement_voicemail": ("meddelande, sedan röstbrevlåda", "announcement, then voicemail"),
+    "announcement": ("endast meddelande (inget röstmeddelande)", "announcement only (no message)"),
+    "queue": ("personlig kö", "personal queue"),
+}
+
+
+def _action_words(action: str | None, target: str | None, cause: int | None, index: int) -> str:
+    if action == "alt_number":
+        return ("vidarekopplas till {}", "forward to {}")[index].format(target or "?")
+    if action == "reject":
+        return ("samtalet avslutas ({})", "call ends ({})")[index].format(cause or "")
+    pair = _ACTION_WORDS.get(action or "")
+    return pair[index] if pair else (action or "")
+
+
+def situation_text(row: Any, lang: str) -> str:
+    """One cell of the situation table in ``lang``, from a ``policy.explain.SituationRow``."""
+    i = 0 if lang == "sv" else 1
+    if row.action == "-":
+        return ("inget mobilnummer", "no mobile number")[i]
+    if row.situation == "no_answer" and row.seconds is not None:
+        return ("efter {} s: {}", "after {} s: {}")[i].format(
+            row.seconds, _action_words(row.action, row.target, row.cause, i)
+        )
+    if row.situation == "busy" and row.action == "ring" and row.then is not None:
+        return (
+            "ringer (samtal väntar); om alla enheter är upptagna: {}",
+            "rings (call waiting); if every device is busy: {}",
+        )[i].format(_action_words(row.then, row.target, row.cause, i))
+    if row.action == "ring" or (row.decided_by is None and row.situation in ("activity", "off_hours")):
+        return ("ringer (ingen särskild hantering)", "rings (no special handling)")[i]
+    return _action_words(row.action, row.target, row.cause, i)

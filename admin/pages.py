@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 
 from admin.app import AdminContext, LoginRequired, context
 from admin.auth import PRE_COOKIE, SESSION_COOKIE, Principal, csrf_ok, hash_password
-from admin.i18n import LANGUAGES, pick_language, translator
+from admin.i18n import LANGUAGES, pick_language, situation_text, translator
 from policy.catalogue import MembershipError, UnknownGroupError
 from policy.hours import DAYS
 from policy.model import ActivityKind, CallerIdRole, User
@@ -199,7 +199,7 @@ async def users_page(request: Request, ctx: Ctx, p: Who) -> Response:
     return render(request, ctx, "users.html", p, users=await ctx.service.users())
 
 
-async def _situation_rows(ctx: AdminContext, username: str) -> list[dict[str, Any]]:
+async def _situation_rows(ctx: AdminContext, username: str, lang: str) -> list[dict[str, Any]]:
     """The guide's table: per situation, what happens to a call to the fixed and the mobile number."""
     from policy.explain import situation_table
 
@@ -212,7 +212,11 @@ async def _situation_rows(ctx: AdminContext, username: str) -> list[dict[str, An
     table: dict[str, dict[str, Any]] = {s: {"situation": s} for s in SITUATIONS}
     for r in rows:
         entry = table.setdefault(str(r.situation), {"situation": str(r.situation)})
-        entry[r.number_kind.value] = {"summary": r.summary, "group": r.decided_by, "number": r.number}
+        entry[r.number_kind.value] = {
+            "summary": situation_text(r, lang),
+            "group": r.decided_by,
+            "number": r.number,
+        }
     return list(table.values())
 
 
@@ -244,7 +248,7 @@ async def _user_page(
         ticked=set(user.groups) if ticked is None else ticked,
         group_error=group_error,
         conflict_groups=conflict_groups,
-        rows=await _situation_rows(ctx, user.username),
+        rows=await _situation_rows(ctx, user.username, _lang(request)),
         activities=ACTIVITIES,
         roles=ROLES,
         current_activity=user.activity.effective(datetime.now(UTC)).value,

@@ -42,7 +42,9 @@ class SituationRow:
     target: str | None
     seconds: int | None
     decided_by: str | None
-    summary: str  # one line for people
+    summary: str  # one line for people (English; the admin words its own from the fields)
+    then: str | None = None  # busy row: the action when every device answers busy
+    cause: int | None = None  # for a "reject": the SIP status the call ends with
 
 
 def _outcome_text(o: Outcome) -> str:
@@ -145,7 +147,9 @@ def _row(kind: NumberKind, number: str, situation: Situation, plan: Plan) -> Sit
         text = _plan_text(plan)
         if situation in ("activity", "off_hours") and plan.decided_by is None:
             text = "rings (no special handling)"
-        return SituationRow(kind, number, situation, plan.action, plan.target, None, plan.decided_by, text)
+        return SituationRow(
+            kind, number, situation, plan.action, plan.target, None, plan.decided_by, text, cause=plan.cause
+        )
     if situation == "no_answer" and plan.no_answer is not None:
         oc = plan.no_answer
         return SituationRow(
@@ -157,6 +161,7 @@ def _row(kind: NumberKind, number: str, situation: Situation, plan: Plan) -> Sit
             oc.seconds,
             oc.decided_by,
             f"after {oc.seconds} s: {_outcome_text(oc)}",
+            cause=oc.cause,
         )
     if situation == "busy" and plan.busy is not None:
         oc = plan.busy
@@ -169,6 +174,8 @@ def _row(kind: NumberKind, number: str, situation: Situation, plan: Plan) -> Sit
             None,
             oc.decided_by,
             f"rings (call waiting); if every device is busy: {_outcome_text(oc)}",
+            then=oc.action,
+            cause=oc.cause,
         )
     return SituationRow(kind, number, situation, "ring", None, None, None, "rings (no special handling)")
 

@@ -97,6 +97,7 @@ def test_admin_changes_bobs_groups_and_company_hours(browser: Browser, admin_ser
         expect(alt20).not_to_be_checked()
         fixed_no_answer = page.locator('tr[data-situation="no_answer"] td[data-number="fixed"]')
         expect(fixed_no_answer).to_contain_text("no_answer.both.voicemail.30")
+        expect(fixed_no_answer).to_contain_text("efter 30 s: röstbrevlåda")  # the guide's words
 
         # Untick the default no-answer group, tick "20 sek Fastnr -> Alt.nr", Spara.
         default.uncheck()
@@ -107,7 +108,7 @@ def test_admin_changes_bobs_groups_and_company_hours(browser: Browser, admin_ser
         expect(default).not_to_be_checked()
         # The new table: a call to the fixed number goes to the alternative number after 20 s.
         expect(fixed_no_answer).to_contain_text("no_answer.fixed.alt_number.20")
-        expect(fixed_no_answer).to_contain_text("20")
+        expect(fixed_no_answer).to_contain_text("efter 20 s: vidarekopplas till +4681000000")
         saved = frozenset(
             {"activity.both.announcement_voicemail", "busy.both.voicemail", "no_answer.fixed.alt_number.20"}
         )
