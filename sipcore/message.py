@@ -1,17 +1,23 @@
 """The SIP message model (RFC 3261 sections 7, 20 and 25).
 
-Routing needs only a handful of headers, so they are first-class attributes that are parsed
-eagerly (Via, From, To, Call-ID, CSeq, Max-Forwards, Contact, Route, Record-Route; Content-Length
-is derived from the body when serializing). Every other header stays as raw text in ``headers``
-(canonical long name, value) in the order it arrived, and is only interpreted on demand.
+Routing needs only a handful of headers, so they are first-class attributes (Via, From, To,
+Call-ID, CSeq, Max-Forwards, Contact, Route, Record-Route; Content-Length is derived from the body
+when serializing). Every other header stays as raw text in ``headers`` (canonical long name,
+value) in the order it arrived, and is only interpreted on demand.
 
-The eager attributes are the source of truth for their headers: the serializer writes them from
-the attributes, never from ``headers``.
+The routing attributes are the source of truth for their headers: the serializer writes them from
+the attributes, never from ``headers``. On a parsed message the parser checks them all but builds
+objects only for Call-ID, CSeq and Max-Forwards: ``via``, ``from_``, ``to``, ``contact``,
+``route``, ``record_route`` and a request's ``uri`` hold the raw text until first read (sippy's
+lazy ``getHFBody``), then the parsed value, cached. A value never read is serialized as the very
+text that arrived; a value read once is serialized from its object (so reading and then changing
+``msg.via[0].params`` or ``msg.to.params`` shows up on the wire, as it always did).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 __all__ = [
     "MULTI_VALUE_HEADERS",
@@ -210,22 +216,228 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
-@dataclass(slots=True, kw_only=True)
-class Message:
-    """Fields common to requests and responses."""
+def _parsers() -> Any:
+    # The value parsers live in sipcore.parser, which imports this module; a lazily kept value
+    # only exists on a message that parser built, so the import below is always a cache hit.
+    from sipcore import parser
 
-    via: list[Via] = field(default_factory=list)
-    from_: NameAddr
-    to: NameAddr
+    return parser
+
+
+class Message:
+    """Fields common to requests and responses.
+
+    Keyword-only constructor: ``via``, ``from_``, ``to``, ``call_id``, ``cseq``, ``max_forwards``,
+    ``contact``, ``route``, ``record_route``, ``headers``, ``body``.
+
+    On a parsed message the routing headers other than Call-ID, CSeq and Max-Forwards (``via``,
+    ``from_``, ``to``, ``contact``, ``route``, ``record_route``, and a request's ``uri``) are kept
+    as the raw header text (already validated) until the attribute is first read; the parsed
+    value is then cached and is from that moment the source of truth. The serializer writes the
+    raw text of a value nobody read, so an untouched relayed header goes out byte-identical.
+    """
+
+    __slots__ = (
+        "_contact",
+        "_contact_raw",
+        "_from",
+        "_from_raw",
+        "_record_route",
+        "_record_route_raw",
+        "_route",
+        "_route_raw",
+        "_to",
+        "_to_raw",
+        "_via",
+        "_via_raw",
+        "body",
+        "call_id",
+        "cseq",
+        "headers",
+        "max_forwards",
+    )
+
+    # Parsed value, or None while only the raw text (``*_raw``: header line values) is held.
+    _via: list[Via] | None
+    _via_raw: list[str] | None
+    _from: NameAddr | None
+    _from_raw: str | None
+    _to: NameAddr | None
+    _to_raw: str | None
+    _contact: list[NameAddr] | None
+    _contact_raw: list[str] | None
+    _route: list[NameAddr] | None
+    _route_raw: list[str] | None
+    _record_route: list[NameAddr] | None
+    _record_route_raw: list[str] | None
     call_id: str
     cseq: CSeq
-    max_forwards: int | None = None
-    contact: list[NameAddr] = field(default_factory=list)
-    route: list[NameAddr] = field(default_factory=list)
-    record_route: list[NameAddr] = field(default_factory=list)
+    max_forwards: int | None
     # Every other header: (canonical long name, raw value), in arrival order.
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def __init__(
+        self,
+        *,
+        via: list[Via] | None = None,
+        from_: NameAddr,
+        to: NameAddr,
+        call_id: str,
+        cseq: CSeq,
+        max_forwards: int | None = None,
+        contact: list[NameAddr] | None = None,
+        route: list[NameAddr] | None = None,
+        record_route: list[NameAddr] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self._via = [] if via is None else via
+        self._via_raw = None
+        self._from = from_
+        self._from_raw = None
+        self._to = to
+        self._to_raw = None
+        self.call_id = call_id
+        self.cseq = cseq
+        self.max_forwards = max_forwards
+        self._contact = [] if contact is None else contact
+        self._contact_raw = None
+        self._route = [] if route is None else route
+        self._route_raw = None
+        self._record_route = [] if record_route is None else record_route
+        self._record_route_raw = None
+        self.headers = [] if headers is None else headers
+        self.body = body
+
+    # --- lazily parsed routing values ------------------------------------------------------
+
+    @property
+    def via(self) -> list[Via]:
+        v = self._via
+        if v is None:
+            v = self._via = _parsers()._via_lines(self._via_raw)
+            self._via_raw = None
+        return v
+
+    @via.setter
+    def via(self, value: list[Via]) -> None:
+        self._via = value
+        self._via_raw = None
+
+    @property
+    def from_(self) -> NameAddr:
+        v = self._from
+        if v is None:
+            v = self._from = _parsers()._name_addr_value(self._from_raw)
+            self._from_raw = None
+        return v
+
+    @from_.setter
+    def from_(self, value: NameAddr) -> None:
+        self._from = value
+        self._from_raw = None
+
+    @property
+    def to(self) -> NameAddr:
+        v = self._to
+        if v is None:
+            v = self._to = _parsers()._name_addr_value(self._to_raw)
+            self._to_raw = None
+        return v
+
+    @to.setter
+    def to(self, value: NameAddr) -> None:
+        self._to = value
+        self._to_raw = None
+
+    @property
+    def contact(self) -> list[NameAddr]:
+        v = self._contact
+        if v is None:
+            v = self._contact = _parsers()._name_addr_lines(self._contact_raw, True)
+            self._contact_raw = None
+        return v
+
+    @contact.setter
+    def contact(self, value: list[NameAddr]) -> None:
+        self._contact = value
+        self._contact_raw = None
+
+    @property
+    def route(self) -> list[NameAddr]:
+        v = self._route
+        if v is None:
+            v = self._route = _parsers()._name_addr_lines(self._route_raw, False)
+            self._route_raw = None
+        return v
+
+    @route.setter
+    def route(self, value: list[NameAddr]) -> None:
+        self._route = value
+        self._route_raw = None
+
+    @property
+    def record_route(self) -> list[NameAddr]:
+        v = self._record_route
+        if v is None:
+            v = self._record_route = _parsers()._name_addr_lines(self._record_route_raw, False)
+            self._record_route_raw = None
+        return v
+
+    @record_route.setter
+    def record_route(self, value: list[NameAddr]) -> None:
+        self._record_route = value
+        self._record_route_raw = None
+
+    @property
+    def from_tag(self) -> str | None:
+        """``from_.tag`` without building the From value when it was never read."""
+        raw = self._from_raw
+        return self.from_.tag if raw is None else _tag_scan(raw)
+
+    @property
+    def to_tag(self) -> str | None:
+        """``to.tag`` without building the To value when it was never read."""
+        raw = self._to_raw
+        return self.to.tag if raw is None else _tag_scan(raw)
+
+    # --- value semantics (as the dataclass this used to be) --------------------------------
+
+    _FIELDS: ClassVar[tuple[tuple[str, str | None], ...]] = (
+        ("via", "_via_raw"),
+        ("from_", "_from_raw"),
+        ("to", "_to_raw"),
+        ("call_id", None),
+        ("cseq", None),
+        ("max_forwards", None),
+        ("contact", "_contact_raw"),
+        ("route", "_route_raw"),
+        ("record_route", "_record_route_raw"),
+        ("headers", None),
+        ("body", None),
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        for name, raw in self._FIELDS:
+            if raw is not None:
+                # Identical raw text parses identically: no need to build either side.
+                a_raw = getattr(self, raw)
+                if a_raw is not None and a_raw == getattr(other, raw):
+                    continue
+            if getattr(self, name) != getattr(other, name):
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name, _ in self._FIELDS)
+        return f"{type(self).__name__}({fields})"
+
+    # --- other headers ---------------------------------------------------------------------
 
     def header(self, name: str) -> str | None:
         """The first raw value of a non-eager header (canonical name, case-insensitive)."""
@@ -271,13 +483,118 @@ class Message:
         return self.header("Content-Type")
 
 
-@dataclass(slots=True, kw_only=True)
+def _tag_scan(raw: str) -> str | None:
+    """The ``tag`` header parameter of a validated raw name-addr, without parsing it."""
+    gt = raw.rfind(">")
+    if gt < 0:
+        # An addr-spec without <> (kept only when the full parser accepted it): parse it.
+        value: NameAddr = _parsers()._name_addr_value(raw)
+        return value.tag
+    for p in raw[gt + 1 :].split(";")[1:]:
+        name, eq, val = p.partition("=")
+        if name.strip(" \t").lower() == "tag":
+            return val.strip(" \t") if eq else None
+    return None
+
+
 class Request(Message):
+    """A request; keyword-only ``method`` and ``uri`` besides the ``Message`` fields."""
+
+    __slots__ = ("_uri", "_uri_raw", "method")
+
+    _uri: Uri | None
+    _uri_raw: str | None
     method: str
-    uri: Uri
+
+    _FIELDS = (*Message._FIELDS, ("method", None), ("uri", "_uri_raw"))
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        uri: Uri,
+        via: list[Via] | None = None,
+        from_: NameAddr,
+        to: NameAddr,
+        call_id: str,
+        cseq: CSeq,
+        max_forwards: int | None = None,
+        contact: list[NameAddr] | None = None,
+        route: list[NameAddr] | None = None,
+        record_route: list[NameAddr] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(
+            via=via,
+            from_=from_,
+            to=to,
+            call_id=call_id,
+            cseq=cseq,
+            max_forwards=max_forwards,
+            contact=contact,
+            route=route,
+            record_route=record_route,
+            headers=headers,
+            body=body,
+        )
+        self.method = method
+        self._uri = uri
+        self._uri_raw = None
+
+    @property
+    def uri(self) -> Uri:
+        v = self._uri
+        if v is None:
+            v = self._uri = _parsers()._uri_value(self._uri_raw)
+            self._uri_raw = None
+        return v
+
+    @uri.setter
+    def uri(self, value: Uri) -> None:
+        self._uri = value
+        self._uri_raw = None
 
 
-@dataclass(slots=True, kw_only=True)
 class Response(Message):
+    """A response; keyword-only ``status`` and ``reason`` besides the ``Message`` fields."""
+
+    __slots__ = ("reason", "status")
+
     status: int
-    reason: str = ""
+    reason: str
+
+    _FIELDS = (*Message._FIELDS, ("status", None), ("reason", None))
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        reason: str = "",
+        via: list[Via] | None = None,
+        from_: NameAddr,
+        to: NameAddr,
+        call_id: str,
+        cseq: CSeq,
+        max_forwards: int | None = None,
+        contact: list[NameAddr] | None = None,
+        route: list[NameAddr] | None = None,
+        record_route: list[NameAddr] | None = None,
+        headers: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+    ) -> None:
+        super().__init__(
+            via=via,
+            from_=from_,
+            to=to,
+            call_id=call_id,
+            cseq=cseq,
+            max_forwards=max_forwards,
+            contact=contact,
+            route=route,
+            record_route=record_route,
+            headers=headers,
+            body=body,
+        )
+        self.status = status
+        self.reason = reason

@@ -1,7 +1,13 @@
 """Bytes to messages: one datagram (UDP) or a byte stream (TCP/TLS), RFC 3261 sections 7 and 18.3.
 
-Only the headers routing and matching need are parsed eagerly (Via, From, To, Call-ID, CSeq,
-Max-Forwards, Contact, Route, Record-Route, Content-Length); every other header is kept raw.
+Only the headers routing and matching need are looked at (Via, From, To, Call-ID, CSeq,
+Max-Forwards, Contact, Route, Record-Route, Content-Length); every other header is kept raw. Of
+those, all are validated here, but only Call-ID, CSeq and Max-Forwards become objects now: the
+others (and the Request-URI) stay raw text that sipcore.message parses on first read. Validation
+is a fast-pattern check (``*_VALID`` in _abnf) and, when that says no, the full value parser, so
+every error still surfaces at parse time. ``parse_datagram`` first tries ``_parse_fast``, one pass
+that handles the well-formed common case and bails out on anything else to the reference path
+(``_split_head`` + ``_content_length`` + ``_build``); tests/test_message_lazy.py checks both agree.
 Anything malformed raises ``RemoteProtocolError`` carrying ``is_request`` and the header lines
 that could be split, so the caller can answer statelessly (requests) or drop (responses).
 """
@@ -18,14 +24,18 @@ from sipcore._abnf import (
     IPV6_REFERENCE_RE,
     KNOWN_METHODS,
     NAME_ADDR_FAST_RE,
+    NAME_ADDR_LIST_VALID,
+    NAME_ADDR_VALID,
     PARAMS_FAST_RE,
     QUOTED_STRING_RE,
     SCHEME_RE,
     SIP_URI_FAST_RE,
+    SIP_URI_VALID,
     SIP_VERSION_RE,
     STATUS_CODE_RE,
     TOKEN_RE,
     VIA_FAST_RE,
+    VIA_LIST_VALID,
     VIA_RE,
     canonical_name,
     split_commas,
@@ -49,6 +59,10 @@ _EAGER = frozenset(
      "Content-Length"}
 )  # fmt: skip
 _SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length")
+# Every wire spelling of a routing header -> its bucket in ``_parse_fast`` (order matters there).
+_EAGER_ORDER = ("Via", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Contact", "Route", "Record-Route",
+                "Content-Length")  # fmt: skip
+_EAGER_KIND = {w: _EAGER_ORDER.index(c) for w, c in HEADER_NAMES.items() if c in _EAGER_ORDER}
 
 Message = Request | Response
 
@@ -91,7 +105,7 @@ def _content_length(raw: list[tuple[str, str]]) -> int | None:
         if name == "Content-Length":
             if found is not None:
                 raise _bad("more than one Content-Length")
-            if not _DIGITS_RE.fullmatch(value) or len(value) > 10:
+            if not (value.isascii() and value.isdigit()) or len(value) > 10:
                 raise _bad(f"invalid Content-Length {value[:20]!r}")
             found = int(value)
     return found
@@ -338,6 +352,11 @@ def _parse_via(part: str) -> Via:
 
 
 def _parse_cseq(value: str) -> CSeq:
+    num_s, sp, method = value.partition(" ")
+    if sp and method in KNOWN_METHODS and num_s.isascii() and num_s.isdigit() and len(num_s) <= 10:
+        num = int(num_s)
+        if num < _MAX_CSEQ:
+            return CSeq(num, method)
     m = CSEQ_RE.fullmatch(value)
     if m is None:
         raise _bad(f"malformed CSeq {value[:40]!r}")
@@ -347,10 +366,72 @@ def _parse_cseq(value: str) -> CSeq:
     return CSeq(int(num_s), method)
 
 
+# --- lazily kept values (called by sipcore.message on first access) -------------------------
+
+
+def _via_lines(lines: list[str] | None) -> list[Via]:
+    return [_parse_via(p) for line in lines or () for p in split_commas(line)]
+
+
+def _name_addr_lines(lines: list[str] | None, allow_star: bool) -> list[NameAddr]:
+    return [_parse_name_addr(p, allow_star=allow_star) for line in lines or () for p in split_commas(line)]
+
+
+def _name_addr_value(value: str | None) -> NameAddr:
+    return _parse_name_addr(value or "")
+
+
+def _uri_value(value: str | None) -> Uri:
+    return _parse_uri(value or "")
+
+
+def _check_via_line(value: str) -> None:
+    for p in split_commas(value):
+        _parse_via(p)
+
+
+def _check_name_addr_line(value: str, allow_star: bool) -> None:
+    for p in split_commas(value):
+        _parse_name_addr(p, allow_star=allow_star)
+
+
+def _validate_routing(
+    via: list[str], from_: str, to: str, contact: list[str], route: list[str], record_route: list[str]
+) -> None:
+    """Check the raw routing values will parse, with as few regex calls as the common case allows.
+
+    All Via lines are checked as one comma-joined list, and From, To, Contact, Route and
+    Record-Route as one list of name-addrs (From and To only when they hold no comma, so a
+    list cannot pass for a single value). Anything the fast patterns reject is parsed in full,
+    value by value, which raises the precise error (all of these are 400s).
+    """
+    if not VIA_LIST_VALID(via[0] if len(via) == 1 else ", ".join(via)):
+        for v in via:
+            _check_via_line(v)
+    if "," in from_ or "," in to:
+        for v in (from_, to):
+            if not NAME_ADDR_VALID(v):
+                _parse_name_addr(v)
+        addrs = [*contact, *route, *record_route]
+    else:
+        addrs = [from_, to, *contact, *route, *record_route]
+    if addrs and not NAME_ADDR_LIST_VALID(", ".join(addrs)):
+        if len(addrs) != len(contact) + len(route) + len(record_route):
+            _parse_name_addr(from_)
+            _parse_name_addr(to)
+        for v in contact:
+            _check_name_addr_line(v, True)
+        for v in route:
+            _check_name_addr_line(v, False)
+        for v in record_route:
+            _check_name_addr_line(v, False)
+
+
 # --- whole message ---------------------------------------------------------------------------
 
 
 def _build(start: str, raw: list[tuple[str, str]], bad: str | None, body: bytes) -> Message:
+    """Validate and assemble; routing values are checked here but kept raw (see message.py)."""
     is_request = not start[:4].upper() == "SIP/"
     if is_request:
         parts = start.split(" ")
@@ -363,8 +444,7 @@ def _build(start: str, raw: list[tuple[str, str]], bad: str | None, body: bytes)
             raise _bad(f"malformed SIP-Version {version[:20]!r}")
         if not TOKEN_RE.fullmatch(method):
             raise _bad("method is not a token")
-        uri = _parse_uri(uri_s)
-        if uri.headers is not None:
+        if not SIP_URI_VALID(uri_s) and _parse_uri(uri_s).headers is not None:
             # RFC 3261 19.1.1: headers are not allowed in a Request-URI (escruri).
             raise _bad("Request-URI carries ?headers")
     else:
@@ -376,31 +456,31 @@ def _build(start: str, raw: list[tuple[str, str]], bad: str | None, body: bytes)
     if bad is not None:
         raise _bad(bad)
 
-    via: list[Via] = []
-    contact: list[NameAddr] = []
-    route: list[NameAddr] = []
-    record_route: list[NameAddr] = []
+    via: list[str] = []
+    contact: list[str] = []
+    route: list[str] = []
+    record_route: list[str] = []
     headers: list[tuple[str, str]] = []
-    from_: NameAddr | None = None
-    to: NameAddr | None = None
+    from_: str | None = None
+    to: str | None = None
     call_id: str | None = None
     cseq: CSeq | None = None
     max_forwards: int | None = None
     seen_mf = False
-    for name, value in raw:
-        if name not in _EAGER:
-            headers.append((name, value))
+    eager = _EAGER
+    for pair in raw:
+        name, value = pair
+        if name not in eager:
+            headers.append(pair)
         elif name == "Via":
-            for p in split_commas(value):
-                via.append(_parse_via(p))
+            via.append(value)
         elif name == "From" or name == "To":
             if (from_ if name == "From" else to) is not None:
                 raise _bad(f"more than one {name}")
-            na = _parse_name_addr(value)
             if name == "From":
-                from_ = na
+                from_ = value
             else:
-                to = na
+                to = value
         elif name == "Call-ID":
             if call_id is not None:
                 raise _bad("more than one Call-ID")
@@ -413,14 +493,12 @@ def _build(start: str, raw: list[tuple[str, str]], bad: str | None, body: bytes)
                 raise _bad("more than one CSeq")
             cseq = _parse_cseq(value)
         elif name == "Contact" or name == "Route" or name == "Record-Route":
-            target = contact if name == "Contact" else route if name == "Route" else record_route
-            for p in split_commas(value):
-                target.append(_parse_name_addr(p, allow_star=name == "Contact"))
+            (contact if name == "Contact" else route if name == "Route" else record_route).append(value)
         elif name == "Max-Forwards":
             if seen_mf:
                 raise _bad("more than one Max-Forwards")
             seen_mf = True
-            if not _DIGITS_RE.fullmatch(value) or len(value) > 10:
+            if not (value.isascii() and value.isdigit()) or len(value) > 10:
                 raise _bad("malformed Max-Forwards")
             max_forwards = int(value)
         # Content-Length was checked by the framing and is derived from the body from now on.
@@ -429,40 +507,165 @@ def _build(start: str, raw: list[tuple[str, str]], bad: str | None, body: bytes)
         present = (("Via", via or None), ("From", from_), ("To", to), ("Call-ID", call_id), ("CSeq", cseq))
         missing = [n for n, v in present if v is None]
         raise _bad(f"missing mandatory header(s): {', '.join(missing)}")
+    _validate_routing(via, from_, to, contact, route, record_route)
     if is_request:
         if cseq.method != method:
             # mismatch02: an unknown method with a mismatching CSeq gets 501 (RFC 4475 3.1.2.18).
             raise _bad("CSeq method does not match the Request-Line", 400 if method in KNOWN_METHODS else 501)
-        return Request(
-            method=method,
-            uri=uri,
-            via=via,
-            from_=from_,
-            to=to,
-            call_id=call_id,
-            cseq=cseq,
-            max_forwards=max_forwards,
-            contact=contact,
-            route=route,
-            record_route=record_route,
-            headers=headers,
-            body=body,
-        )
-    return Response(
-        status=status,
-        reason=reason,
-        via=via,
-        from_=from_,
-        to=to,
-        call_id=call_id,
-        cseq=cseq,
-        max_forwards=max_forwards,
-        contact=contact,
-        route=route,
-        record_route=record_route,
-        headers=headers,
-        body=body,
-    )
+        req = _new_request(Request)
+        req.method = method
+        req._uri = None
+        req._uri_raw = uri_s
+        msg: Message = req
+    else:
+        msg = _new_response(Response)
+        msg.status = status
+        msg.reason = reason
+    _fill(msg, via, from_, to, call_id, cseq, max_forwards, contact, route, record_route, headers, body)
+    return msg
+
+
+def _fill(
+    msg: Message,
+    via: list[str],
+    from_: str,
+    to: str,
+    call_id: str,
+    cseq: CSeq,
+    max_forwards: int | None,
+    contact: list[str],
+    route: list[str],
+    record_route: list[str],
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> None:
+    """Set a new message's slots directly (no __init__): None in a parsed-value slot means
+    "the raw text beside it is the value" (see sipcore.message)."""
+    msg._via = None
+    msg._via_raw = via
+    msg._from = None
+    msg._from_raw = from_
+    msg._to = None
+    msg._to_raw = to
+    msg.call_id = call_id
+    msg.cseq = cseq
+    msg.max_forwards = max_forwards
+    if contact:
+        msg._contact = None
+        msg._contact_raw = contact
+    else:
+        msg._contact = []
+        msg._contact_raw = None
+    if route:
+        msg._route = None
+        msg._route_raw = route
+    else:
+        msg._route = []
+        msg._route_raw = None
+    if record_route:
+        msg._record_route = None
+        msg._record_route_raw = record_route
+    else:
+        msg._record_route = []
+        msg._record_route_raw = None
+    msg.headers = headers
+    msg.body = body
+
+
+_new_request = Request.__new__
+_new_response = Response.__new__
+
+
+def _parse_fast(head: str) -> tuple[Message, int | None] | None:
+    """One pass over a well-formed header section: the message (body still empty) and its
+    Content-Length, or None as soon as anything is unusual or wrong. The caller then runs the
+    general path (``_split_head`` + ``_content_length`` + ``_build``), which is the reference:
+    it produces the same message, or raises the precise error in the precise order."""
+    if "\r\n " in head or "\r\n\t" in head:
+        return None
+    lines = head.split("\r\n")
+    start = lines[0]
+    parts = start.split(" ", 2)
+    if len(parts) != 3:
+        return None
+    is_request = start[:4] != "SIP/"
+    if is_request:
+        method, uri_s, version = parts
+        if version != "SIP/2.0" or method not in KNOWN_METHODS or not SIP_URI_VALID(uri_s):
+            return None
+    else:
+        code = parts[1]
+        if parts[0] != "SIP/2.0" or not STATUS_CODE_RE.fullmatch(code):
+            return None
+    names = HEADER_NAMES
+    # One dict probe for a routing header's line (its wire spelling gives its list directly),
+    # two for any other; single-valued headers collect into lists too and are checked for
+    # exactly one value afterwards.
+    kind_of = _EAGER_KIND
+    buckets: tuple[list[str], ...] = ([], [], [], [], [], [], [], [], [], [])
+    via, from_l, to_l, call_id_l, cseq_l, mf_l, contact, route, record_route, cl_l = buckets
+    headers: list[tuple[str, str]] = []
+    add_other = headers.append
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            return None
+        kind = kind_of.get(name)
+        if kind is None:
+            canon = names.get(name)
+            if canon is None:
+                if not TOKEN_RE.fullmatch(name) or name.lower() in names:
+                    return None
+                canon = name  # an unknown name, kept as written
+            add_other((canon, value.strip(" \t")))
+        else:
+            buckets[kind].append(value.strip(" \t"))
+    if not via or len(from_l) != 1 or len(to_l) != 1 or len(call_id_l) != 1 or len(cseq_l) != 1:
+        return None
+    from_ = from_l[0]
+    to = to_l[0]
+    call_id = call_id_l[0]
+    if not call_id or _WS_RE.search(call_id):
+        return None
+    num_s, sp, cseq_method = cseq_l[0].partition(" ")
+    if not (sp and cseq_method in KNOWN_METHODS and num_s.isascii() and num_s.isdigit()):
+        return None
+    if len(num_s) > 10 or int(num_s) >= _MAX_CSEQ or (is_request and cseq_method != method):
+        return None
+    max_forwards: int | None = None
+    if mf_l:
+        mf_s = mf_l[0]
+        if len(mf_l) > 1 or not (mf_s.isascii() and mf_s.isdigit()) or len(mf_s) > 10:
+            return None
+        max_forwards = int(mf_s)
+    cl: int | None = None
+    if cl_l:
+        cl_s = cl_l[0]
+        if len(cl_l) > 1 or not (cl_s.isascii() and cl_s.isdigit()) or len(cl_s) > 10:
+            return None
+        cl = int(cl_s)
+    if not VIA_LIST_VALID(via[0] if len(via) == 1 else ", ".join(via)):
+        return None
+    if (
+        "," in from_
+        or "," in to
+        or not NAME_ADDR_LIST_VALID(", ".join([from_, to, *contact, *route, *record_route]))
+    ):
+        return None
+    msg: Message
+    if is_request:
+        req = _new_request(Request)
+        req.method = method
+        req._uri = None
+        req._uri_raw = uri_s
+        msg = req
+    else:
+        msg = _new_response(Response)
+        msg.status = int(code)
+        msg.reason = parts[2]
+    cseq = CSeq(int(num_s), cseq_method)
+    _fill(msg, via, from_, to, call_id, cseq, max_forwards, contact, route, record_route, headers, b"")
+    return msg, cl
 
 
 def _annotate(e: RemoteProtocolError, start: str, raw: list[tuple[str, str]]) -> RemoteProtocolError:
@@ -497,7 +700,17 @@ def parse_datagram(data: bytes) -> Message:
             body_start = len(data)
         else:
             body_start = end + 4
-        start, raw, bad = _split_head(_decode(data[pos:end]))
+        head = _decode(data[pos:end])
+        fast = _parse_fast(head)
+        if fast is not None:
+            msg, cl = fast
+            if cl is None:
+                msg.body = data[body_start:]
+                return msg
+            if body_start + cl <= len(data):
+                msg.body = data[body_start : body_start + cl]
+                return msg
+        start, raw, bad = _split_head(head)
         cl = _content_length(raw)
         if cl is None:
             body = data[body_start:]
@@ -556,7 +769,18 @@ class StreamParser:
             return None
         if end > self._max_header:
             raise self._fail(_bad("header section too large", 413), "", [])
-        start, raw, bad = _split_head(_decode(buf[:end]))
+        head = _decode(buf[:end])
+        fast = _parse_fast(head)
+        if fast is not None:
+            msg, fast_cl = fast
+            if fast_cl is not None and fast_cl <= self._max_body:
+                total = end + 4 + fast_cl
+                if len(buf) < total:
+                    return None
+                msg.body = bytes(buf[end + 4 : total])
+                del buf[:total]
+                return msg
+        start, raw, bad = _split_head(head)
         try:
             cl = _content_length(raw)
         except RemoteProtocolError as e:

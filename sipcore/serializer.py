@@ -1,7 +1,8 @@
 """Messages to bytes (RFC 3261 section 7).
 
-The eager attributes are written from the attributes (never from ``headers``), long header names
-only, and Content-Length is always computed from the body.
+The routing attributes are written from the attributes (never from ``headers``), long header names
+only, and Content-Length is always computed from the body. A routing value still held as raw text
+(parsed, never read: see ``sipcore.message``) is written as that text, byte-identical.
 """
 
 from __future__ import annotations
@@ -57,28 +58,48 @@ def _via(v: Via) -> str:
 
 
 def serialize(msg: Request | Response) -> bytes:
-    """The wire form of ``msg`` (CRLF line ends, UTF-8; surrogate escapes map back to raw octets)."""
+    """The wire form of ``msg`` (CRLF line ends, UTF-8; surrogate escapes map back to raw octets).
+
+    A routing value that was never read since parsing is written from its raw text (byte-identical
+    to what arrived); one that was read is written from the object, so any change shows.
+    """
     if isinstance(msg, Request):
-        lines = [f"{msg.method} {uri_str(msg.uri)} SIP/2.0"]
+        u = msg._uri
+        lines = [f"{msg.method} {msg._uri_raw if u is None else uri_str(u)} SIP/2.0"]
     else:
         lines = [f"SIP/2.0 {msg.status} {msg.reason}"]
-    lines += [_via(v) for v in msg.via]
+    add = lines.append
+    raw = msg._via_raw
+    if raw is not None:
+        add("Via: " + "\r\nVia: ".join(raw))
+    else:
+        lines += [_via(v) for v in msg.via]
     if msg.max_forwards is not None:
-        lines.append(f"Max-Forwards: {msg.max_forwards}")
-    if msg.route:
+        add(f"Max-Forwards: {msg.max_forwards}")
+    raw = msg._route_raw
+    if raw is not None:
+        add("Route: " + "\r\nRoute: ".join(raw))
+    elif msg._route:
         lines += ["Route: " + _name_addr(a) for a in msg.route]
-    if msg.record_route:
+    raw = msg._record_route_raw
+    if raw is not None:
+        add("Record-Route: " + "\r\nRecord-Route: ".join(raw))
+    elif msg._record_route:
         lines += ["Record-Route: " + _name_addr(a) for a in msg.record_route]
-    lines.append("From: " + _name_addr(msg.from_))
-    lines.append("To: " + _name_addr(msg.to))
-    lines.append("Call-ID: " + msg.call_id)
-    lines.append(f"CSeq: {msg.cseq.number} {msg.cseq.method}")
-    if msg.contact:
+    a = msg._from
+    add("From: " + (_name_addr(a) if a is not None else msg._from_raw or ""))
+    a = msg._to
+    add("To: " + (_name_addr(a) if a is not None else msg._to_raw or ""))
+    add("Call-ID: " + msg.call_id)
+    cseq = msg.cseq
+    add(f"CSeq: {cseq.number} {cseq.method}")
+    raw = msg._contact_raw
+    if raw is not None:
+        add("Contact: " + "\r\nContact: ".join(raw))
+    elif msg._contact:
         lines += ["Contact: " + _name_addr(a) for a in msg.contact]
     skip = _FROM_ATTRIBUTES
-    for name, value in msg.headers:
-        if name.lower() not in skip:
-            lines.append(f"{name}: {value}")
+    lines += [f"{name}: {value}" for name, value in msg.headers if name.lower() not in skip]
     body = msg.body
-    lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+    add(f"Content-Length: {len(body)}\r\n\r\n")
     return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
