@@ -23,7 +23,10 @@ from sipcore.transaction.events import Destination
 from .call import Call, CallState
 from .config import B2buaConfig
 from .events import B2buaAction, Log, Owner, SendResponse, SetTimer
-from .leg import Leg
+from .leg import Leg, LegKind
+from .media_watch import MEDIA_KEY, MediaWatch
+from .queue_handover import Handover, is_queued
+from .subscriptions import SUBS_KEY, SubscriptionTable
 
 if TYPE_CHECKING:
     from policy.model import DirectorySnapshot, User
@@ -59,6 +62,18 @@ class CallManager:
         self._by_a: dict[tuple[str, str], Call] = {}
         self._by_b: dict[str, tuple[Call, Leg]] = {}
         self._seq = 0
+        self.subs = SubscriptionTable(
+            config,
+            auth=auth,
+            credentials=lambda name: self._snapshot().credentials.get(name),
+            is_user=lambda name: name in self._snapshot().users,
+            contacts=self.contacts,
+        )
+        self.media_watch = MediaWatch(config)
+        self._handovers: dict[str, Handover] = {}  # call ref -> its hand-over in progress
+        self._freed: list[str] = []  # users whose last established call just ended
+        self._queued: dict[str, dict[str, Call]] = {}  # user -> calls that reached their queue
+        self._voicemail_number = self._number(config.voicemail_number)
 
     # ------------------------------------------------------------------ services for calls
 
@@ -92,6 +107,7 @@ class CallManager:
         self.busy[username] += delta
         if self.busy[username] <= 0:
             del self.busy[username]
+            self._freed.append(username)
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -108,10 +124,20 @@ class CallManager:
             if call is not None:
                 out += self._after(call, call.on_cancel(req, now), now)
             return out
+        if method == "SUBSCRIBE":
+            return self.subs.on_subscribe(req, source, now)
         if req.to.tag:
             return self._in_dialog(req, now)
         if method == "ACK":
             return []  # stray ACK: nothing to do (RFC 3261 17.2.3 leaves it to the TU)
+        if method == "NOTIFY":
+            # Message waiting from the media server (its host only: it sends from any port).
+            if source.host == self.config.media[0]:
+                return self.subs.on_media_notify(req, now)
+            return [
+                SendResponse(make_response(req, 403), req),
+                Log("mwi.untrusted", {"call_id": req.call_id, "source": f"{source.host}:{source.port}"}),
+            ]
         if method != "INVITE":
             return [SendResponse(make_response(req, _NO_DIALOG.get(method, 481)), req)]
         if (req.call_id, req.from_.tag or "") in self._by_a:
@@ -130,22 +156,51 @@ class CallManager:
             return self._after(stray_call, stray_call.on_leg_response(stray_leg, resp, now), now)
         call = self._calls.get(owner[0])
         if call is None:
+            if owner[0] == SUBS_KEY:
+                return self.subs.on_response(owner[1], resp, now)
+            if owner[0] == MEDIA_KEY:
+                if self.media_watch.on_response(owner[1], resp):
+                    return self._media_unreachable(f"keepalive {resp.status}", now)
             return []
         ref = owner[1]
+        handover = self._handovers.get(call.ref)
+        if handover is not None:
+            if ref in handover.legs:
+                return self._after(call, handover.on_leg_response(handover.legs[ref], resp, now), now)
+            if ref == handover.reinvite_ref:
+                return self._after(call, handover.on_reinvite_response(resp, now), now)
         leg = call.legs.get(ref)
         if leg is not None:
             return self._after(call, call.on_leg_response(leg, resp, now), now)
         if ref.startswith("r"):
-            return self._after(call, call.on_relay_response(ref, resp, now), now)
+            out = call.on_relay_response(ref, resp, now)
+            winner = call.winner
+            if (
+                resp.status in (408, 503)
+                and winner is not None
+                and winner.kind is LegKind.MEDIA
+                and call.state is CallState.ANSWERED
+            ):
+                # An in-dialog request to the media server went unanswered: the leg is dead.
+                out += self._end_media_call(call, f"media leg {resp.status}", now)
+            return self._after(call, out, now)
         return []  # responses to our CANCELs and BYEs need nothing more
 
     def on_timer(self, key: str, name: str, now: float) -> list[B2buaAction]:
         call = self._calls.get(key)
         if call is None:
+            if key == SUBS_KEY:
+                return self.subs.on_timer(name, now)
+            if key == MEDIA_KEY:
+                out, gone = self.media_watch.on_timer(now, len(self._media_calls()))
+                return self._media_unreachable("keepalive unanswered", now) if gone else out
             return []
         if name == "linger":
             self._forget(call)
             return []
+        if name == "handover":
+            handover = self._handovers.get(key)
+            return [] if handover is None else self._after(call, handover.on_timeout(now), now)
         return self._after(call, call.on_timer(name, now), now)
 
     # ------------------------------------------------------------------ internals
@@ -154,13 +209,80 @@ class CallManager:
         """Index new legs; keep an ended call a while so late responses still find it."""
         for leg in call.legs.values():
             self._by_b.setdefault(leg.invite.call_id, (call, leg))
+        winner = call.winner
+        if winner is not None and winner.kind is LegKind.MEDIA and call.state is CallState.ANSWERED:
+            if not self.media_watch.running:
+                actions += self.media_watch.start(now)
+            if call.user is not None and winner.invite.uri.user == "queue":
+                self._queued.setdefault(call.user, {})[call.ref] = call
+        handover = self._handovers.get(call.ref)
+        if handover is not None:
+            if call.state is CallState.ENDED:
+                actions += handover.on_call_ended(now)
+            if handover.finished:
+                del self._handovers[call.ref]
+        if self._freed:
+            actions += self._hand_over_queued(now)
         if call.state is CallState.ENDED and not call.lingering:
             call.lingering = True
             actions.append(SetTimer(call.ref, "linger", now + self.config.timers.timer_b))
         return actions
 
+    def _hand_over_queued(self, now: float) -> list[B2buaAction]:
+        """A user is free again: ring them with the oldest caller waiting in their queue."""
+        freed, self._freed = self._freed, []
+        out: list[B2buaAction] = []
+        for user in freed:
+            if self.busy[user] > 0 or any(h.user == user for h in self._handovers.values()):
+                continue
+            queue = self._queued.get(user)
+            if not queue:
+                continue
+            for ref in [r for r, c in queue.items() if not is_queued(c)]:
+                del queue[ref]  # ended or handed over
+            if not queue:
+                del self._queued[user]
+                continue
+            waiting = list(queue.values())
+            contacts = self.contacts(user, now)
+            if not contacts:
+                continue
+            oldest = min(waiting, key=lambda c: c.answered or c.started)
+            handover = Handover(oldest, user, self.config.queue_ring_seconds)
+            self._handovers[oldest.ref] = handover
+            out += self._after(oldest, handover.start(contacts, now), now)
+        return out
+
+    def _media_calls(self) -> list[Call]:
+        return [
+            c
+            for c in self._calls.values()
+            if c.state is CallState.ANSWERED and c.winner is not None and c.winner.kind is LegKind.MEDIA
+        ]
+
+    def _media_unreachable(self, why: str, now: float) -> list[B2buaAction]:
+        """The media server is gone: end every call whose leg is there (it restarts meanwhile)."""
+        calls = self._media_calls()
+        host, port = self.config.media
+        out: list[B2buaAction] = [
+            Log("media.unreachable", {"address": f"{host}:{port}", "why": why, "calls": len(calls)})
+        ]
+        for call in calls:
+            out += self._after(call, self._end_media_call(call, why, now), now)
+        return out
+
+    def _end_media_call(self, call: Call, why: str, now: float) -> list[B2buaAction]:
+        if call.state is not CallState.ANSWERED:
+            return []
+        call.cause = f"media server unreachable ({why})"
+        # As if the media server had hung up: BYE to the caller only, then the CDR.
+        return call._hangup("b", now)
+
     def _forget(self, call: Call) -> None:
         self._calls.pop(call.ref, None)
+        queue = self._queued.get(call.user or "")
+        if queue is not None and queue.pop(call.ref, None) is not None and not queue:
+            del self._queued[call.user or ""]
         self._by_a.pop((call.a_invite.call_id, call.a_invite.from_.tag or ""), None)
         for leg in call.legs.values():
             self._by_b.pop(leg.invite.call_id, None)
@@ -257,6 +379,11 @@ class CallManager:
                 "user": None if found is None else found[0],
             },
         )
+        if self._voicemail_number is not None and self._number(dialled) == self._voicemail_number:
+            vm = self._voicemail_number
+            return self._voicemail_access(
+                ref, req, source, None, caller or "anonymous", vm, True, received, now, wall
+            )
         if found is None:
             return [received, SendResponse(make_response(req, 404), req)]
         username, number = found
@@ -302,6 +429,15 @@ class CallManager:
         number = dialled if dialled in snap.by_extension else self._number(dialled)
         if not number:
             return [received, SendResponse(make_response(req, 404), req)]
+        if dialled == self.config.voicemail_access_code and not trusted:
+            # *98 from the user's own (authenticated) softphone: straight into their box.
+            return self._voicemail_access(
+                ref, req, source, caller_user, caller_user, dialled, trusted, received, now, wall
+            )
+        if self._voicemail_number is not None and number == self._voicemail_number:
+            return self._voicemail_access(
+                ref, req, source, None, caller_user, number, trusted, received, now, wall
+            )
         plan = self._decide(CallContext.outgoing(caller_user, number), snap, wall)
         if plan.action == "reject":
             return [
@@ -346,6 +482,59 @@ class CallManager:
             inner = self.plan_incoming(plan.target_user, shown, caller_user, now)
             return self._after(call, out + call.start(inner, now), now)
         return self._after(call, [received, *call.start(plan, now)], now)
+
+
+    def _voicemail_access(
+        self,
+        ref: str,
+        req: Request,
+        source: Destination,
+        user: str | None,
+        caller: str,
+        dialled: str,
+        trusted: bool,
+        received: Log,
+        now: float,
+        wall: datetime,
+    ) -> list[B2buaAction]:
+        """A call to ``sip:voicemail-access@<media>``; ``X-Vidare-User`` only for an
+        authenticated softphone dialling the access code (the media server then skips the PIN)."""
+        call = Call(
+            ref,
+            self,
+            req,
+            source,
+            trusted=trusted,
+            direction="internal" if user else "incoming",
+            caller=caller,
+            dialled=dialled,
+            now=now,
+            wall=wall,
+        )
+        call.caller_user = user
+        call.user = user
+        call.first_user = user
+        self._register(call)
+        host, port = self.config.media
+        uri = Uri(user="voicemail-access", host=host, port=port)
+        headers = [("X-Vidare-User", user)] if user else []
+        decided = Log(
+            "route.decided",
+            {
+                "call_id": req.call_id,
+                "user": user,
+                "action": "voicemail_access",
+                "explanation": [
+                    f"{dialled} is the voicemail access "
+                    + ("code, from the user's own softphone" if user else "number: the caller gives a PIN")
+                ],
+            },
+        )
+        _leg, acts = call.new_leg(LegKind.MEDIA, uri, Destination(host, port), headers=headers)
+        forwarded = Log(
+            "call.forwarded", {"call_id": req.call_id, "to": str(uri), "service": "voicemail-access"}
+        )
+        return self._after(call, [received, decided, forwarded, *acts], now)
 
 
 def _identity(
