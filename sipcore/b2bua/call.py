@@ -58,7 +58,12 @@ class CallServices(Protocol):
     def contacts(self, username: str, now: float) -> list[Binding]: ...
 
     def plan_incoming(
-        self, username: str, caller: str | None, caller_user: str | None, now: float
+        self,
+        username: str,
+        caller: str | None,
+        caller_user: str | None,
+        now: float,
+        dialled: str | None = None,
     ) -> Plan: ...
 
     def mark_busy(self, username: str, delta: int) -> None: ...
@@ -175,6 +180,12 @@ class Call(InDialog):
         hidden = any(v.strip().lower() == "id" for v in a.header_values("Privacy"))
         # RFC 3325 9.1: a withheld identity goes no further than trusted peers (trunks, media).
         exclude = frozenset({"p-asserted-identity"}) if hidden and kind is LegKind.SOFTPHONE else frozenset()
+        if self.b_from is not None:
+            # Vidare decided the caller's identity (SPEC 4): a trunk's own assertion (the mobile
+            # network's PAI on a call out from a user's mobile) must not ride along beside it.
+            exclude |= {"p-asserted-identity"}
+            if any(n.lower() == "privacy" for n, _ in self.extra_b_headers):
+                exclude |= {"privacy"}
         hdrs = copy_headers(a, trusted=self.a_trusted, exclude=exclude)
         hdrs.extend(self.extra_b_headers)
         hdrs.extend(headers or [])
@@ -349,7 +360,7 @@ class Call(InDialog):
                 self.user = self.first_user
                 loop_log = self._log("call.loop", to=oc.target_user, diversions=self.diversions)
                 return [loop_log, *self._forward_media("voicemail", cause, now)]
-            plan = self.svc.plan_incoming(oc.target_user, self.caller, self.caller_user, now)
+            plan = self.svc.plan_incoming(oc.target_user, self.caller, self.caller_user, now, oc.target)
             out: list[B2buaAction] = [
                 self._log("call.forwarded", to=oc.target_user, internal=True, cause=cause)
             ]
@@ -361,7 +372,11 @@ class Call(InDialog):
         uri = Uri(user=oc.target, host=host, port=port)
         diverting = self.aor(self.user or "unknown")
         user = self._user(self.user)
-        if user is not None and user.fixed:
+        if user is not None and self.dialled and self.dialled in (user.fixed, user.mobile):
+            # The number the caller dialled is the one that diverted (a call to the mobile number
+            # diverts from the mobile number, RFC 5806 / RFC 7044).
+            diverting = f"sip:{self.dialled}@{self.cfg.domain}"
+        elif user is not None and user.fixed:
             diverting = f"sip:{user.fixed}@{self.cfg.domain}"
         hdrs = [
             ("History-Info", forwarding.history_info(diverting, uri, cause, self.diversions)),

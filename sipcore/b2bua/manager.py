@@ -95,9 +95,22 @@ class CallManager:
                 seen.setdefault(b.key, b)
         return list(seen.values())
 
-    def plan_incoming(self, username: str, caller: str | None, caller_user: str | None, now: float) -> Plan:
+    def plan_incoming(
+        self,
+        username: str,
+        caller: str | None,
+        caller_user: str | None,
+        now: float,
+        dialled: str | None = None,
+    ) -> Plan:
+        """Plan a call to ``username`` that arrived inside Vidare (internal call or forward).
+
+        ``dialled`` selects the fixed or the mobile rules when it is one of the user's numbers
+        (a colleague dialling bob's mobile gets bob's mobile rules); otherwise the fixed ones.
+        """
         user = self._snapshot().users[username]
-        dialled = user.fixed or user.mobile or user.extension
+        if dialled not in (user.fixed, user.mobile, user.extension) or dialled is None:
+            dialled = user.fixed or user.mobile or user.extension
         ctx = CallContext.incoming(
             dialled, caller=caller, caller_user=caller_user, user_busy=self.busy[username] > 0
         )
@@ -479,10 +492,9 @@ class CallManager:
                     },
                 ),
             ]
-            inner = self.plan_incoming(plan.target_user, shown, caller_user, now)
+            inner = self.plan_incoming(plan.target_user, shown, caller_user, now, plan.target)
             return self._after(call, out + call.start(inner, now), now)
         return self._after(call, [received, *call.start(plan, now)], now)
-
 
     def _voicemail_access(
         self,

@@ -234,3 +234,123 @@ def header(message: str, name: str) -> str | None:
     """The first value of header ``name`` in a traced message (case-insensitive)."""
     m = re.search(rf"^{re.escape(name)}\s*:\s*(.*?)\s*$", message, re.M | re.I)
     return m.group(1) if m else None
+
+
+# ------------------------------------------------------------------ helpers for the rule tests
+# (shared by test_calls_more.py and test_caller_id.py)
+
+#: Short no-answer groups in an operator's extra catalogue (SPEC 3.1: the catalogue is data), so
+#: the "after 20/30 s" rules can be tested in seconds; the real 20 and 30 s groups are tested once.
+SHORT_NO_ANSWER = (2, 3)
+
+
+def write_short_catalogue(path: Path) -> Path:
+    """An extra catalogue with ``no_answer.{fixed,mobile}.{voicemail,alt_number}.{2,3}``."""
+    lines = []
+    for seconds in SHORT_NO_ANSWER:
+        for number in ("fixed", "mobile"):
+            for action in ("voicemail", "alt_number"):
+                lines += [
+                    "[[group]]",
+                    f'id = "no_answer.{number}.{action}.{seconds}"',
+                    f'name = "{seconds} sek {number} -> {action} (test)"',
+                    'situation = "no_answer"',
+                    f'number = "{number}"',
+                    f'action = "{action}"',
+                    f"seconds = {seconds}",
+                    "",
+                ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def store_call(server: CallServer, method: str, *args: Any) -> Any:
+    """Call one ``policy.store.Store`` method on the server's database (what the admin API does)."""
+    import asyncio
+
+    from policy.store import Store
+
+    async def run() -> Any:
+        store = await Store.open(f"sqlite+aiosqlite:///{server.data_dir / 'var' / 'vidare.db'}")
+        try:
+            return await getattr(store, method)(*args)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def settle() -> None:
+    """Wait until the running server has reloaded the directory (it polls every 0.5 s)."""
+    time.sleep(1.1)
+
+
+def cli_ok(server: CallServer, *args: str, wait: bool = True) -> str:
+    """A `vidare` admin command that must succeed; by default waits for the server to see it."""
+    r = server.cli(*args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if wait:
+        settle()
+    return r.stdout
+
+
+def debug_dump(server: CallServer, *peers: Peer) -> str:
+    return "\n".join(p.debug() for p in peers) + "\n--- server ---\n" + server.log_path.read_text()[-6000:]
+
+
+def place_call(
+    server: CallServer,
+    workdir: Path,
+    to: str,
+    *,
+    port: int,
+    caller: str,
+    hold: int = 500,
+    scenario: str = "call_uac.xml",
+    name: str = "caller",
+) -> Peer:
+    """A trunk caller (bind ``port``: the PSTN or the mobile trunk's address) calling ``to``."""
+    return start_peer(
+        name,
+        scenario,
+        port,
+        workdir,
+        server.address,
+        keys={"caller": caller},
+        service=to,
+        subs={"hold": str(hold)},
+    )
+
+
+def call_out(server: CallServer, workdir: Path, user: str, password: str, to: str, hold: int = 500) -> Peer:
+    """``user``'s softphone calling ``to`` (answers the 407 challenge with its credentials)."""
+    return start_peer(
+        f"{user}-phone-out",
+        "call_uac_auth.xml",
+        free_port(),
+        workdir,
+        server.address,
+        keys={"caller": user},
+        service=to,
+        subs={"hold": str(hold)},
+        extra=["-au", user, "-ap", password, "-auth_uri", f"{to}@127.0.0.1:{server.port}"],
+    )
+
+
+def ruri(message: str) -> str:
+    return message.split()[1]
+
+
+def received_at(peer: Peer, start: str) -> list[float]:
+    """Wall-clock times (epoch seconds) at which ``peer`` received messages starting with ``start``
+    (``"INVITE "``, ``"SIP/2.0 200"``), read from SIPp's trace: immune to slow test machinery."""
+    from datetime import datetime
+
+    out = []
+    for block in peer.messages.split(_SEPARATOR)[1:]:
+        stamp, _, rest = block.partition("\n")
+        head, _, body = rest.partition("\n")
+        if "message received" in head and body.strip().startswith(start):
+            out.append(datetime.strptime(stamp.strip(), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+    return out
