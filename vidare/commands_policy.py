@@ -151,6 +151,14 @@ async def _user_show(store: Store, username: str) -> int:
     print("groups:")
     for line in _group_lines(store, user.groups):
         print(line)
+    aor = f"sip:{user.username}@{snapshot.company.domain}"
+    bindings = [b for b in await store.load_bindings(now) if b.aor == aor]
+    print("registered softphones:" if bindings else "registered softphones: none")
+    for b in bindings:
+        left = int((b.expires_at - now).total_seconds())
+        agent = f"  ({b.user_agent})" if b.user_agent else ""
+        flow = f"{b.transport.upper()} {b.source_host}:{b.source_port}"
+        print(f"  {b.contact}  via {flow}, {left} s left{agent}")
     print(f"calls now ({_fmt_local(now, tz)}):")
     print(format_situation_table(situation_table(username, snapshot, now)))
     return 0

@@ -11,6 +11,8 @@ import hashlib
 import re
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -76,6 +78,11 @@ def test_register_md5_refresh_and_unregister(tmp_path: Path) -> None:
         assert ok.startswith("SIP/2.0 200")
         assert re.search(r"^Contact:.*sip:alice@127\.0\.0\.1:\d+.*expires=3600", ok, re.M | re.I), ok
         assert wait_for(lambda: len(bindings_in_db(server, "alice")) == 1)
+        shown = subprocess.run(
+            [sys.executable, "-m", "vidare", "user", "show", "alice", "--data-dir", str(server.data_dir)],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout
+        assert re.search(r"registered softphones:\n  <sip:alice@127\.0\.0\.1:\d+>  via UDP", shown), shown
 
         refresh = register(server, tmp_path, "alice", "alice-demo", "register_refresh.xml", expires=600)
         assert refresh.returncode == 0, refresh.stdout + refresh.messages
