@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from interop.harness import REPO, SCENARIOS, Server, free_port, options_ping, sipp_binary
+from interop.harness import REPO, SCENARIOS, Server, free_port, sipp_binary
 
 __all__ = ["CallServer", "Peer", "call_server", "register_phone", "start_peer"]
 
@@ -166,45 +166,18 @@ class CallServer(Server):
     media: int = 0
     extra: list[str] = field(default_factory=list)
 
-    def start(self, timeout: float = 20.0) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "vidare",
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--set",
-            f"sip.listen=127.0.0.1:{self.port}",
-            "--set",
+    def settings(self) -> list[str]:
+        return [
+            *super().settings(),
             f"trunks.pstn=127.0.0.1:{self.pstn}",
-            "--set",
             f"trunks.mobile=127.0.0.1:{self.mobile}",
-            "--set",
             f"media.address=127.0.0.1:{self.media}",
-            "--set",
-            "admin.enabled=false",
-            "--set",
-            "media.spawn=false",
-            "--set",
-            "log.format=json",
-            "--set",
             "sip.digest_algorithms=MD5,SHA-256",  # SIPp 3.6 answers only an MD5 challenge
-            *self.extra,
         ]
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vidare serve exited early:\n{self.log_path.read_text()}")
-            if options_ping(self.port, 0.2) is not None:
-                return
-        raise RuntimeError(f"vidare serve did not answer OPTIONS:\n{self.log_path.read_text()}")
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A `vidare` admin command against this server's data directory."""
-        cmd = [sys.executable, "-m", "vidare.cli", *args, "--data-dir", str(self.data_dir)]
+        cmd = [sys.executable, "-m", "vidare", *args, "--data-dir", str(self.data_dir)]
         return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=30)
 
     def events(self, name: str) -> list[dict[str, Any]]:

@@ -74,24 +74,20 @@ class Server:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> None:
-        args = [
-            sys.executable,
-            "-m",
-            "vidare",
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--set",
+    def settings(self) -> list[str]:
+        """The ``--set`` overrides this server runs with (subclasses add their own)."""
+        return [
             f"sip.listen=127.0.0.1:{self.port}",
-            "--set",
             "admin.enabled=false",
-            "--set",
             "media.spawn=false",
-            "--set",
             "log.format=json",
-            *self.extra,
         ]
+
+    def start(self, timeout: float = 20.0) -> None:
+        args = [sys.executable, "-m", "vidare", "serve", "--data-dir", str(self.data_dir)]
+        for item in self.settings():
+            args += ["--set", item]
+        args += self.extra  # later --set flags win over the ones above
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + timeout
