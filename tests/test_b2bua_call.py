@@ -7,6 +7,7 @@ from urllib.parse import unquote
 from b2bua_harness import MEDIA, MOBILE, PSTN, SDP, SOFTPHONE, B2bua
 
 from sipcore.b2bua.call import COMPLETED_ELSEWHERE
+from sipcore.message import CSeq, Request, Via
 
 
 def _forked() -> tuple[B2bua, object]:
@@ -301,3 +302,57 @@ def test_max_forwards_zero_gets_483() -> None:
     invite.from_.params["tag"] = "another-call"
     h.run(h.mgr.on_request(invite, PSTN, h.now))
     assert h.statuses_to(invite)[-1] == 483
+
+
+def test_an_ended_call_still_handles_late_messages_until_it_is_forgotten() -> None:
+    h, invite = _forked()
+    soft = h.invites_to((SOFTPHONE.host, SOFTPHONE.port))[0]
+    mobile = h.invites_to((MOBILE.host, MOBILE.port))[0]
+    h.answer(mobile, 180)
+    h.answer(soft, 200, body=SDP)
+    h.in_dialog(invite, "ACK")
+    h.in_dialog(invite, "BYE")
+    assert h.cdrs and h.mgr.busy["bob"] == 0
+    assert h.mgr._calls["c1"].plan is None  # nothing after the end needs the plan
+    # The mobile's 2xx crossed our CANCEL and arrives after the call ended: ACK and BYE it.
+    late = h.answer(mobile, 200, body=SDP)
+    to_mobile = [r for r in h.requests if r.request.call_id == mobile.request.call_id]
+    assert [r.request.method for r in to_mobile] == ["INVITE", "CANCEL", "ACK", "BYE"]
+    assert to_mobile[3].request.header("Reason") == COMPLETED_ELSEWHERE
+    # Its retransmission, once the INVITE transaction is gone (stray), is re-ACKed only.
+    h.run(h.mgr.on_response(late, None, h.now))
+    assert [r.request.method for r in h.requests[-1:]] == ["ACK"]
+    assert h.requests[-1].request is to_mobile[2].request
+    # A late BYE from the softphone leg, which the caller's BYE already ended, is answered.
+    bye = h.sent("BYE")[0]
+    assert bye.request.call_id == soft.request.call_id
+    b_bye = Request(
+        method="BYE",
+        uri=bye.request.from_.uri.copy(),
+        via=[Via("UDP", SOFTPHONE.host, SOFTPHONE.port, {"branch": "z9hG4bKlate"})],
+        from_=bye.request.to.copy(),
+        to=bye.request.from_.copy(),
+        call_id=bye.request.call_id,
+        cseq=CSeq(9, "BYE"),
+        max_forwards=70,
+    )
+    h.run(h.mgr.on_request(b_bye, SOFTPHONE, h.now))
+    assert [r.response.status for r in h.responses if r.request is b_bye] == [200]
+    # After Timer B the call is forgotten: a 2xx then finds nothing, a BYE gets 481.
+    h.advance(33)
+    assert len(h.mgr) == 0
+    before = len(h.requests)
+    h.run(h.mgr.on_response(late, None, h.now))
+    assert len(h.requests) == before
+    again = Request(
+        method="BYE",
+        uri=b_bye.uri.copy(),
+        via=[Via("UDP", SOFTPHONE.host, SOFTPHONE.port, {"branch": "z9hG4bKlater"})],
+        from_=b_bye.from_.copy(),
+        to=b_bye.to.copy(),
+        call_id=b_bye.call_id,
+        cseq=CSeq(10, "BYE"),
+        max_forwards=70,
+    )
+    h.run(h.mgr.on_request(again, SOFTPHONE, h.now))
+    assert [r.response.status for r in h.responses if r.request is again] == [481]

@@ -543,7 +543,7 @@ class Call(InDialog):
             if self.answered is None
             else self.started_wall + timedelta(seconds=self.answered - self.started)
         )
-        plan = self.plan
+        plan, self.plan = self.plan, None  # nothing after the end reads the plan: free it
         rec = CdrRecord(
             call_id=self.a_invite.call_id,
             started_at=self.started_wall,

@@ -37,3 +37,5 @@ class B2buaConfig:
     media_keepalive_misses: int = 2
     # Personal queue hand-over: how long the user's devices ring with the queued caller.
     queue_ring_seconds: float = 30.0
+    # The media server's media.queue_max_wait: a caller queued longer is in voicemail (0: no limit).
+    queue_max_wait: float = 0.0

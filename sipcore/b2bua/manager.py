@@ -251,8 +251,8 @@ class CallManager:
             queue = self._queued.get(user)
             if not queue:
                 continue
-            for ref in [r for r, c in queue.items() if not is_queued(c)]:
-                del queue[ref]  # ended or handed over
+            for ref in [r for r, c in queue.items() if not is_queued(c, now)]:
+                del queue[ref]  # ended, handed over, or timed out into voicemail
             if not queue:
                 del self._queued[user]
                 continue

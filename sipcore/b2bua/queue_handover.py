@@ -50,11 +50,16 @@ class HandoverState(enum.Enum):
     FAILED = "failed"
 
 
-def is_queued(call: Call) -> bool:
-    """The call is answered by the media server's personal queue."""
+def is_queued(call: Call, now: float | None = None) -> bool:
+    """The call is answered by the media server's personal queue (and, given ``now``, has not
+    waited ``queue_max_wait`` yet: then the media server has moved it to voicemail, in the same
+    dialog, and handing it over would cut the message short)."""
     from .call import CallState
 
     w = call.winner
+    max_wait = call.cfg.queue_max_wait
+    if now is not None and max_wait > 0 and now - (call.answered or call.started) >= max_wait:
+        return False
     return (
         call.state is CallState.ANSWERED
         and w is not None
@@ -167,6 +172,7 @@ class Handover:
             media.state = LegState.ENDED
         c.winner = leg
         c.outcome = "answered"
+        c.cause = ""  # not the forwarding cause: the hang-up says who ended it
         if self.user not in c.busy_users:
             c.busy_users.add(self.user)
             c.svc.mark_busy(self.user, +1)
