@@ -30,10 +30,6 @@ from media.audio import wav_duration, wav_stats
 from media.store import VoicemailStore, migrate, sync_url
 from prompts import prompt_path
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox"
-)
-
 ROOT = Path(__file__).resolve().parent.parent
 CALLER = ROOT / "tests" / "media_caller.py"
 MAX_MESSAGE = 6  # media.max_message_seconds for this module's server

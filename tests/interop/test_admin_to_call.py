@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Page, expect, sync_playwright
 
 from interop.callpeers import (
     CallServer,
@@ -51,9 +52,6 @@ from interop.callpeers import (
     start_peer,
     store_call,
 )
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 pytestmark = [pytest.mark.interop, pytest.mark.browser]
 
@@ -186,8 +184,6 @@ def _wait_reloaded(server: CallServer, version: Any, timeout: float = 3.0) -> fl
 
 
 def test_group_change_in_the_browser_decides_the_next_call(tmp_path: Path) -> None:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
     wd = tmp_path / "sipp"
     with _server(tmp_path) as (server, url), sync_playwright() as pw:
         phone_port = free_port()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import struct
 import subprocess
@@ -25,10 +24,6 @@ from interop.harness import REPO
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(
-        shutil.which("sipp") is None or not (REPO / "prompts" / "sv").is_dir(),
-        reason="needs SIPp and prompts",
-    ),
 ]
 
 CALLER = REPO / "tests" / "media_caller.py"
@@ -90,7 +85,6 @@ def _caller(server: CallServer, *args: str) -> list[str]:
 
 
 def test_pstn_caller_reaches_voicemail_and_the_subscriber_gets_mwi(tmp_path: Path) -> None:
-    pytest.importorskip("pjsua2")
     wd = tmp_path / "sipp"
     server = _spawning_server(tmp_path)
     phone: Peer | None = None
@@ -151,7 +145,6 @@ def test_pstn_caller_reaches_voicemail_and_the_subscriber_gets_mwi(tmp_path: Pat
 def test_killing_the_media_server_mid_call_ends_the_call_and_it_comes_back(tmp_path: Path) -> None:
     """SIGKILL the media process during a voicemail call: the B2BUA's keepalive (1 s here) hangs
     up on the caller, ``vidare serve`` restarts the media server, and the next call works."""
-    pytest.importorskip("pjsua2")
     wd = tmp_path / "sipp"
     server = _spawning_server(tmp_path, "--set", "media.keepalive_interval=1")
     try:

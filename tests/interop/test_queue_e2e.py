@@ -20,7 +20,6 @@ import json
 import math
 import os
 import queue
-import shutil
 import struct
 import subprocess
 import sys
@@ -38,10 +37,6 @@ from interop.harness import REPO
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(
-        shutil.which("sipp") is None or not (REPO / "prompts" / "sv").is_dir(),
-        reason="needs SIPp and prompts",
-    ),
 ]
 
 PHONE = REPO / "tests" / "media_phone.py"
@@ -189,7 +184,6 @@ def _port_of(address: str) -> int:
 def test_queued_caller_hears_music_reaches_bob_with_rtp_and_a_timeout_goes_to_voicemail(
     tmp_path: Path,
 ) -> None:
-    pytest.importorskip("pjsua2")
     wd = tmp_path / "sipp"
     wd.mkdir()
     server = CallServer(
