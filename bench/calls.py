@@ -540,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a ~2 minute smoke version (shorter runs)")
     ap.add_argument("--only", choices=["plain", "forked", "memory"], action="append")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SIPp traces)")
+    ap.add_argument("--rate", type=int, help="no search: one run per case at this rate (for profiling)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the --rate run")
     args = ap.parse_args(argv)
     cases = args.only or ["plain", "forked", "memory"]
     budget = (35 if args.quick else 190) if len(cases) > 1 else (60 if args.quick else 300)
@@ -552,7 +554,10 @@ def main(argv: list[str] | None = None) -> int:
             b = Bench(root, case)
             b.start()
             try:
-                if case == "memory":
+                if args.rate and case != "memory":
+                    to = BENCH_FIXED if case == "plain" else BOB_FIXED
+                    print(f"[{case}]" + run_calls(b, to, args.rate, args.seconds).line(), flush=True)
+                elif case == "memory":
                     steps = [500, 1000] if args.quick else [1000, 5000]
                     mem = memory_per_call(b, steps, 250 if args.quick else 400)
                 else:

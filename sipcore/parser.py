@@ -512,15 +512,12 @@ def _build(start: str, raw: list[tuple[str, str]], bad: str | None, body: bytes)
         if cseq.method != method:
             # mismatch02: an unknown method with a mismatching CSeq gets 501 (RFC 4475 3.1.2.18).
             raise _bad("CSeq method does not match the Request-Line", 400 if method in KNOWN_METHODS else 501)
-        req = _new_request(Request)
-        req.method = method
+        req = _new_request(method)
         req._uri = None
         req._uri_raw = uri_s
         msg: Message = req
     else:
-        msg = _new_response(Response)
-        msg.status = status
-        msg.reason = reason
+        msg = _new_response(status, reason)
     _fill(msg, via, from_, to, call_id, cseq, max_forwards, contact, route, record_route, headers, body)
     return msg
 
@@ -572,8 +569,27 @@ def _fill(
     msg.body = body
 
 
-_new_request = Request.__new__
-_new_response = Response.__new__
+# The parser builds messages through their constructors with placeholders, then ``_fill`` sets
+# every routing slot to its raw text: classes compiled by mypyc have no bare ``__new__``.
+_PLACEHOLDER = NameAddr(Uri())
+_PLACEHOLDER_CSEQ = CSeq(1, "ACK")
+
+
+def _new_request(method: str) -> Request:
+    return Request(
+        method=method,
+        uri=_PLACEHOLDER.uri,
+        from_=_PLACEHOLDER,
+        to=_PLACEHOLDER,
+        call_id="",
+        cseq=_PLACEHOLDER_CSEQ,
+    )
+
+
+def _new_response(status: int, reason: str) -> Response:
+    return Response(
+        status=status, reason=reason, from_=_PLACEHOLDER, to=_PLACEHOLDER, call_id="", cseq=_PLACEHOLDER_CSEQ
+    )
 
 
 def _parse_fast(head: str) -> tuple[Message, int | None] | None:
@@ -654,15 +670,12 @@ def _parse_fast(head: str) -> tuple[Message, int | None] | None:
         return None
     msg: Message
     if is_request:
-        req = _new_request(Request)
-        req.method = method
+        req = _new_request(method)
         req._uri = None
         req._uri_raw = uri_s
         msg = req
     else:
-        msg = _new_response(Response)
-        msg.status = int(code)
-        msg.reason = parts[2]
+        msg = _new_response(int(code), parts[2])
     cseq = CSeq(int(num_s), cseq_method)
     _fill(msg, via, from_, to, call_id, cseq, max_forwards, contact, route, record_route, headers, b"")
     return msg, cl

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import gc
 import sys
@@ -24,7 +23,6 @@ from policy.decide import decide
 from policy.model import DirectorySnapshot
 from policy.store import Store
 from policy.store.store import Binding as StoredBinding
-from policy.store.store import Cdr
 from sipcore.aio.logconfig import configure_logging
 from sipcore.aio.runtime import run_until_signalled
 from sipcore.aio.server import SipServer, SipSettings
@@ -141,6 +139,7 @@ class CdrWriter:
     into one transaction, so the database costs per batch, not per call."""
 
     MAX_BATCH = 1000
+    GATHER = 0.25  # seconds a CDR may wait for others to share its transaction
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -152,6 +151,7 @@ class CdrWriter:
     async def run(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            await asyncio.sleep(self.GATHER)
             await self._write(batch)
 
     async def flush(self) -> None:
@@ -164,7 +164,7 @@ class CdrWriter:
             if not batch:
                 return
             try:
-                await self._store.add_cdrs([Cdr(**dataclasses.asdict(r)) for r in batch])
+                await self._store.add_cdrs(batch)
             except Exception as e:
                 log.error("cdr.write_failed", calls=len(batch), call_id=batch[0].call_id, error=str(e))
             batch = []

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from policy.store.errors import NoCompanyError, NotFoundError, StoreError, ValidationError
-from policy.store.store import MIGRATIONS_DIR, Binding, Cdr, HoursLevel, Store, digest_ha1
+from policy.store.store import MIGRATIONS_DIR, Binding, Cdr, CdrFields, HoursLevel, Store, digest_ha1
 
 __all__ = [
     "MIGRATIONS_DIR",
     "Binding",
     "Cdr",
+    "CdrFields",
     "HoursLevel",
     "NoCompanyError",
     "NotFoundError",

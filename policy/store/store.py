@@ -18,10 +18,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Protocol, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import delete, event, func, or_, select, update
+from sqlalchemy import delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -125,21 +125,50 @@ class Cdr:
     id: int | None = None
 
 
-def _cdr_row(cdr: Cdr) -> CdrRow:
-    return CdrRow(
-        call_id=cdr.call_id,
-        started_at=_aware(cdr.started_at, "started_at"),
-        answered_at=None if cdr.answered_at is None else _aware(cdr.answered_at, "answered_at"),
-        ended_at=None if cdr.ended_at is None else _aware(cdr.ended_at, "ended_at"),
-        direction=cdr.direction,
-        caller=cdr.caller,
-        callee=cdr.callee,
-        username=cdr.user,
-        outcome=cdr.outcome,
-        cause=cdr.cause,
-        decided_by=cdr.decided_by,
-        duration=cdr.duration,
-    )
+class CdrFields(Protocol):
+    """What ``add_cdrs`` reads: a ``Cdr``, or the B2BUA's own record of the same shape."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def started_at(self) -> datetime: ...
+    @property
+    def answered_at(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def caller(self) -> str: ...
+    @property
+    def callee(self) -> str: ...
+    @property
+    def user(self) -> str | None: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def cause(self) -> str | None: ...
+    @property
+    def decided_by(self) -> str | None: ...
+    @property
+    def duration(self) -> float | None: ...
+
+
+def _cdr_values(cdr: CdrFields) -> dict[str, Any]:
+    return {
+        "call_id": cdr.call_id,
+        "started_at": _aware(cdr.started_at, "started_at"),
+        "answered_at": None if cdr.answered_at is None else _aware(cdr.answered_at, "answered_at"),
+        "ended_at": None if cdr.ended_at is None else _aware(cdr.ended_at, "ended_at"),
+        "direction": cdr.direction,
+        "caller": cdr.caller,
+        "callee": cdr.callee,
+        "username": cdr.user,
+        "outcome": cdr.outcome,
+        "cause": cdr.cause,
+        "decided_by": cdr.decided_by,
+        "duration": cdr.duration,
+    }
 
 
 class _Unchanged(Exception):
@@ -684,19 +713,21 @@ class Store:
 
     # ------------------------------------------------------------------ CDRs
 
-    async def add_cdr(self, cdr: Cdr) -> int:
-        row = _cdr_row(cdr)
-        async with self._tx() as s:
-            s.add(row)
-            await s.flush()
-            return row.id
+    async def add_cdr(self, cdr: CdrFields) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(insert(CdrRow).returning(CdrRow.id), _cdr_values(cdr))
+            return int(result.scalar_one())
 
-    async def add_cdrs(self, cdrs: Sequence[Cdr]) -> None:
-        """Write many CDRs in one transaction (the server batches calls that ended together)."""
+    async def add_cdrs(self, cdrs: Sequence[CdrFields]) -> None:
+        """Write many CDRs in one transaction (the server batches calls that ended together).
+
+        A Core executemany, not ORM objects: at a thousand calls a second the unit of work
+        cost more than the SIP side of a call."""
         if not cdrs:
             return
-        async with self._tx() as s:
-            s.add_all([_cdr_row(c) for c in cdrs])
+        rows = [_cdr_values(c) for c in cdrs]
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(CdrRow), rows)
 
     async def list_cdrs(
         self,

@@ -42,7 +42,7 @@ from sipcore.transaction import (
 )
 from sipcore.uas_checks import check_request
 
-from .timers import TimerService
+from .timers import Timers, TimerService
 from .transport import Source, TransportSet
 
 __all__ = ["SipServer", "SipSettings", "stateless_error"]
@@ -129,7 +129,7 @@ class SipServer:
             default_expires=settings.default_expires,
             aor_domain=settings.domain,
         )
-        self._timers: TimerService | None = None
+        self._timers: Timers | None = None
         # Where each live server transaction's request came from (for logs and the registrar).
         self._sources: dict[TxKey, Source] = {}
         self.allowed_methods = _OWN_METHODS

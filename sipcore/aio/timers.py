@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Hashable
+from typing import Protocol
 
-__all__ = ["TimerService"]
+__all__ = ["TimerService", "Timers"]
+
+
+class Timers(Protocol):
+    """What the server needs of a timer service (a fake clock in benchmarks and tests)."""
+
+    def now(self) -> float: ...
+
+    def set(self, owner: Hashable, name: str, at: float, fire: Callable[[Hashable, str], None]) -> None: ...
+
+    def cancel(self, owner: Hashable, name: str) -> None: ...
 
 
 class TimerService:

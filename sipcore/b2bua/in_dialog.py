@@ -39,24 +39,28 @@ class Relay:
 
 
 class InDialog:
-    if TYPE_CHECKING:
-        ref: str
-        state: CallState
-        winner: Leg | None
-        a_dialog: Dialog
-        a_invite: Request
-        a_source: Destination
-        local_contact: NameAddr
-        cause: str
-        _a_acked: bool
-        _pending_ack: dict[str, int]
-        _relays: dict[str, Relay]
+    # The call's state and helpers this mixin uses; ``Call`` sets and defines them. Declared
+    # plainly (not under TYPE_CHECKING) so that mypyc can compile the class.
+    ref: str
+    state: CallState
+    winner: Leg | None
+    a_dialog: Dialog
+    a_invite: Request
+    a_source: Destination
+    local_contact: NameAddr
+    cause: str
+    _a_acked: bool
+    _pending_ack: dict[str, int]
+    _relays: dict[str, Relay]
 
-        def _via(self, dest: Destination) -> Via: ...
+    def _via(self, dest: Destination) -> Via:
+        raise NotImplementedError
 
-        def _next(self, prefix: str) -> str: ...
+    def _next(self, prefix: str) -> str:
+        raise NotImplementedError
 
-        def _end(self, now: float) -> list[B2buaAction]: ...
+    def _end(self, now: float) -> list[B2buaAction]:
+        raise NotImplementedError
 
     def on_a_request(self, req: Request, now: float) -> list[B2buaAction]:
         """An in-dialog request from the caller's side."""
