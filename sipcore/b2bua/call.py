@@ -104,6 +104,9 @@ class Call(InDialog):
         self.first_user: str | None = None
         self.visited: list[str] = []
         self.diversions = 0
+        # (diverting address, cause) per diversion so far: Diversion and History-Info (RFC 5806,
+        # RFC 7044) name the whole chain on every later leg.
+        self.chain: list[tuple[str, int]] = []
         self.situation = "ring"  # ring | busy | no_answer | unreachable | forward
         self.outcome = "failed"
         self.cause = ""
@@ -286,11 +289,16 @@ class Call(InDialog):
                         if b.source
                         else dest_of(b.contact.uri)
                     )
-                    out.extend(self.new_leg(LegKind.SOFTPHONE, b.contact.uri.copy(), dest, user=user)[1])
+                    uri = b.contact.uri.copy()
+                    hdrs = self._chain_headers(uri)
+                    out.extend(self.new_leg(LegKind.SOFTPHONE, uri, dest, user=user, headers=hdrs)[1])
             if ring.mobile:
                 host, port = self.cfg.mobile
                 uri = Uri(user=ring.mobile, host=host, port=port)
-                out.extend(self.new_leg(LegKind.MOBILE, uri, Destination(host, port), user=user)[1])
+                hdrs = self._chain_headers(uri)
+                out.extend(
+                    self.new_leg(LegKind.MOBILE, uri, Destination(host, port), user=user, headers=hdrs)[1]
+                )
         if not any(leg.pending for leg in self.legs.values()):
             return out + self._all_failed(now)
         timeout = ring.timeout if ring is not None and ring.timeout else None
@@ -326,14 +334,38 @@ class Call(InDialog):
             return out + self._forward_alt(oc, cause, now)
         return out + self._forward_media(oc.action, cause, now)
 
-    def _forward_media(self, service: str, cause: int, now: float) -> list[B2buaAction]:
+    def _diverting_address(self) -> str:
+        """Who diverts the call now: the number the caller dialled when it is this user's (a call
+        to the mobile number diverts from the mobile number), else the user's fixed number."""
+        user = self._user(self.user)
+        if user is not None and self.dialled and self.dialled in (user.fixed, user.mobile):
+            return f"sip:{self.dialled}@{self.cfg.domain}"
+        if user is not None and user.fixed:
+            return f"sip:{user.fixed}@{self.cfg.domain}"
+        return self.aor(self.user or "unknown")
+
+    def _chain_headers(self, retarget: Uri) -> list[tuple[str, str]]:
+        if not self.chain:
+            return []
+        return [
+            ("History-Info", forwarding.history_info(self.chain, retarget)),
+            ("Diversion", forwarding.diversion(self.chain)),
+        ]
+
+    def _forward_media(
+        self, service: str, cause: int, now: float, *, diverts: bool = True
+    ) -> list[B2buaAction]:
+        if diverts:
+            self.chain.append((self._diverting_address(), cause))
         user = self._user(self.user)
         plan = self.plan
+        if plan is not None and plan.user != self.user:
+            plan = None  # the chain was cut back to the first user: the last one's plan is not theirs
         host, port = self.cfg.media
         target = self.aor(self.user or "unknown")
         uri = forwarding.media_uri(service, host, port, target, cause)
         snap = self.svc.snapshot()
-        hdrs = [("History-Info", forwarding.history_info(target, uri, cause, max(1, self.diversions + 1)))]
+        hdrs = [("History-Info", forwarding.history_info(self.chain, uri))]
         if user is not None:
             hdrs += forwarding.vidare_headers(
                 name=user.display_name,
@@ -353,38 +385,32 @@ class Call(InDialog):
 
     def _forward_alt(self, oc: Outcome, cause: int, now: float) -> list[B2buaAction]:
         self.diversions += 1
+        self.chain.append((self._diverting_address(), cause))
+        loop = oc.target_user is not None and oc.target_user in self.visited
+        if (
+            loop
+            or self.diversions > self.cfg.max_diversions
+            or (oc.target_user is None and oc.target is None)
+        ):
+            # Break the chain at the first user's voicemail (SPEC 3.3).
+            event = "call.loop" if loop else "call.diversion_limit"
+            stop = self._log(event, to=oc.target_user or oc.target, diversions=self.diversions)
+            self.user = self.first_user
+            return [stop, *self._forward_media("voicemail", cause, now, diverts=False)]
         if oc.target_user is not None:
-            loop = oc.target_user in self.visited
-            if loop or self.diversions > self.cfg.max_diversions:
-                # Break the chain at the first user's voicemail (SPEC 3.3).
-                self.user = self.first_user
-                loop_log = self._log("call.loop", to=oc.target_user, diversions=self.diversions)
-                return [loop_log, *self._forward_media("voicemail", cause, now)]
             plan = self.svc.plan_incoming(oc.target_user, self.caller, self.caller_user, now, oc.target)
             out: list[B2buaAction] = [
                 self._log("call.forwarded", to=oc.target_user, internal=True, cause=cause)
             ]
             return out + self.start(plan, now)
-        if self.diversions > self.cfg.max_diversions or oc.target is None:
-            self.user = self.first_user
-            return self._forward_media("voicemail", cause, now)
+        assert oc.target is not None
         host, port = self.cfg.pstn
         uri = Uri(user=oc.target, host=host, port=port)
-        diverting = self.aor(self.user or "unknown")
-        user = self._user(self.user)
-        if user is not None and self.dialled and self.dialled in (user.fixed, user.mobile):
-            # The number the caller dialled is the one that diverted (a call to the mobile number
-            # diverts from the mobile number, RFC 5806 / RFC 7044).
-            diverting = f"sip:{self.dialled}@{self.cfg.domain}"
-        elif user is not None and user.fixed:
-            diverting = f"sip:{user.fixed}@{self.cfg.domain}"
-        hdrs = [
-            ("History-Info", forwarding.history_info(diverting, uri, cause, self.diversions)),
-            ("Diversion", forwarding.diversion(diverting, cause, self.diversions)),
-        ]
         self.outcome = "forwarded"
         self.cause = str(cause)
-        _leg, acts = self.new_leg(LegKind.PSTN, uri, Destination(host, port), headers=hdrs)
+        _leg, acts = self.new_leg(
+            LegKind.PSTN, uri, Destination(host, port), headers=self._chain_headers(uri)
+        )
         return [self._log("call.forwarded", to=str(uri), internal=False, cause=cause), *acts]
 
     # ------------------------------------------------------------------------------ B-leg responses

@@ -12,6 +12,7 @@ The media server relies on exactly these names and formats:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
@@ -39,16 +40,26 @@ def media_uri(service: str, media_host: str, media_port: int, user_aor: str, cau
     )
 
 
-def history_info(original: str, retarget: Uri, cause: int, count: int = 1) -> str:
-    """RFC 7044: the original target (with the Reason that made us retarget) and the new one."""
-    reason = quote(f"SIP;cause={cause}", safe="")
-    index = "1" + ".1" * count
-    return f"<{original}?Reason={reason}>;index=1, <{retarget}>;index={index};mp=1"
+def history_info(chain: Sequence[tuple[str, int]], retarget: Uri) -> str:
+    """RFC 7044: every target the call was sent to, in order, each with the Reason that made us
+    retarget it (index 1, 1.1, 1.1.1, ...; ``mp`` names the entry it was retargeted from), and
+    the new target last. ``chain`` holds (diverting address, cause) from the first diversion."""
+    parts: list[str] = []
+    index = parent = "1"
+    for addr, cause in chain:
+        reason = quote(f"SIP;cause={cause}", safe="")
+        parts.append(f"<{addr}?Reason={reason}>;index={index}" + (f";mp={parent}" if parts else ""))
+        parent, index = index, index + ".1"
+    parts.append(f"<{retarget}>;index={index};mp={parent}")
+    return ", ".join(parts)
 
 
-def diversion(diverting: str, cause: int, counter: int) -> str:
-    reason = DIVERSION_REASONS.get(cause, "unknown")
-    return f"<{diverting}>;reason={reason};counter={counter}"
+def diversion(chain: Sequence[tuple[str, int]]) -> str:
+    """RFC 5806: one entry per diversion, the most recent first."""
+    return ", ".join(
+        f"<{addr}>;reason={DIVERSION_REASONS.get(cause, 'unknown')};counter=1"
+        for addr, cause in reversed(chain)
+    )
 
 
 def vidare_headers(

@@ -66,6 +66,8 @@ class InDialog:
         """An in-dialog request from the caller's side."""
         if req.method == "ACK":
             return self._on_ack("a", req)
+        if self.state is CallState.ENDED:
+            return self._after_end(req)
         err = self.a_dialog.receive_request(req)
         if err is not None:
             return [SendResponse(make_response(req, err), req)]
@@ -82,12 +84,20 @@ class InDialog:
             )
         if req.method == "ACK":
             return self._on_ack("b", req)
+        if self.state is CallState.ENDED:
+            return self._after_end(req)
         err = leg.dialog.receive_request(req)
         if err is not None:
             return [SendResponse(make_response(req, err), req)]
         if req.method == "BYE":
             return [SendResponse(make_response(req, 200), req), *self._hangup("b", now)]
         return self._relay("b", req)
+
+    @staticmethod
+    def _after_end(req: Request) -> list[B2buaAction]:
+        # The call ended while this was on its way (a BYE crossing ours): answer it, relay
+        # nothing; the other side has its BYE already.
+        return [SendResponse(make_response(req, 200 if req.method == "BYE" else 481), req)]
 
     def _on_ack(self, side: str, ack: Request) -> list[B2buaAction]:
         if side == "a" and not self._a_acked and ack.cseq.number == self.a_invite.cseq.number:

@@ -421,6 +421,8 @@ def test_fifth_diversion_is_the_last(tmp_path: Path) -> None:
         forwarded = _events(server, "call.forwarded", call_id)
         assert [f["to"] for f in forwarded[:5]] == ["carol", "alice", "dave", "erin", "frank"]
         assert forwarded[5]["service"] == "voicemail" and len(forwarded) == 6
+        (stopped,) = _events(server, "call.diversion_limit", call_id)
+        assert stopped["to"] == FAR_END and stopped["diversions"] == 6
 
         # A 6th diversion, internal (frank -> gina 1007): the same end; gina is never tried.
         store_call(server, "set_alt_number", "user", "frank", "1007")
@@ -433,8 +435,9 @@ def test_fifth_diversion_is_the_last(tmp_path: Path) -> None:
         assert _target(ruri(vm)) == "sip:bob@demo.test", vm  # not gina's voicemail
         call_id = _call_id(caller)
         assert "gina" not in [d["user"] for d in _events(server, "route.decided", call_id)]
-        (stopped,) = _events(server, "call.loop", call_id)
+        (stopped,) = _events(server, "call.diversion_limit", call_id)
         assert stopped["to"] == "gina" and stopped["diversions"] == 6
+        assert _events(server, "call.loop", call_id) == []  # a limit, not a loop
 
 
 # ---------------------------------------------------------------------------------- crossing BYEs
