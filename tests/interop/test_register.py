@@ -80,7 +80,10 @@ def test_register_md5_refresh_and_unregister(tmp_path: Path) -> None:
         assert wait_for(lambda: len(bindings_in_db(server, "alice")) == 1)
         shown = subprocess.run(
             [sys.executable, "-m", "vidare", "user", "show", "alice", "--data-dir", str(server.data_dir)],
-            capture_output=True, text=True, timeout=60, check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout
         assert re.search(r"registered softphones:\n  <sip:alice@127\.0\.0\.1:\d+>  via UDP", shown), shown
 
