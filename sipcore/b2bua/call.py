@@ -99,7 +99,8 @@ class Call(InDialog):
         self.state = CallState.RINGING
         self.legs: dict[str, Leg] = {}
         self.winner: Leg | None = None
-        self.plan: Plan | None = None
+        self.plan: Plan | None = None  # until answered: what happens on no answer, busy, ...
+        self.decided_by: str | None = None  # the last plan's deciding group, for the CDR
         self.user: str | None = None  # whose rules apply now (changes on internal forwarding)
         self.first_user: str | None = None
         self.visited: list[str] = []
@@ -243,6 +244,7 @@ class Call(InDialog):
     def start(self, plan: Plan, now: float) -> list[B2buaAction]:
         """Carry out a plan for the current ``self.user`` (incoming) or the caller (outgoing)."""
         self.plan = plan
+        self.decided_by = plan.decided_by
         if plan.user is not None and self.first_user is None:
             self.first_user = plan.user
         if plan.user is not None:
@@ -462,6 +464,7 @@ class Call(InDialog):
         leg.state = LegState.ANSWERED
         self.winner = leg
         self.state = CallState.ANSWERED
+        self.plan = None  # answered: its no-answer/busy branches are moot, and calls last minutes
         self.answered = now
         if self.outcome == "failed":
             self.outcome = "answered"
@@ -569,7 +572,7 @@ class Call(InDialog):
             if self.answered is None
             else self.started_wall + timedelta(seconds=self.answered - self.started)
         )
-        plan, self.plan = self.plan, None  # nothing after the end reads the plan: free it
+        self.plan = None  # nothing after the end reads the plan: free it
         rec = CdrRecord(
             call_id=self.a_invite.call_id,
             started_at=self.started_wall,
@@ -581,7 +584,7 @@ class Call(InDialog):
             ended_at=ended_wall,
             user=self.first_user or self.caller_user,
             cause=self.cause or None,
-            decided_by=None if plan is None else plan.decided_by,
+            decided_by=self.decided_by,
             duration=duration,
         )
         return [

@@ -50,6 +50,7 @@ class InDialog:
     local_contact: NameAddr
     cause: str
     _a_acked: bool
+    _a_2xx: Response | None
     _pending_ack: dict[str, int]
     _relays: dict[str, Relay]
 
@@ -102,6 +103,7 @@ class InDialog:
     def _on_ack(self, side: str, ack: Request) -> list[B2buaAction]:
         if side == "a" and not self._a_acked and ack.cseq.number == self.a_invite.cseq.number:
             self._a_acked = True
+            self._a_2xx = None  # acknowledged: no more retransmissions of it
             leg = self.winner
             if leg is None or leg.dialog is None:
                 return [CancelTimerAction(self.ref, "2xx")]
