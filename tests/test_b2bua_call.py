@@ -7,7 +7,8 @@ from urllib.parse import unquote
 from b2bua_harness import MEDIA, MOBILE, PSTN, SDP, SOFTPHONE, B2bua
 
 from sipcore.b2bua.call import COMPLETED_ELSEWHERE
-from sipcore.message import CSeq, Request, Via
+from sipcore.b2bua.events import SendRequest
+from sipcore.message import CSeq, Request, Response, Via
 
 
 def _forked() -> tuple[B2bua, object]:
@@ -15,6 +16,21 @@ def _forked() -> tuple[B2bua, object]:
     h.register("bob")
     invite = h.invite("+4681001002")
     return h, invite
+
+
+def _callee_bye(h: B2bua, soft: SendRequest, ok: Response, branch: str) -> Request:
+    """The softphone that answered hangs up: its BYE, fed to the core."""
+    bye = Request(
+        method="BYE",
+        uri=soft.request.contact[0].uri.copy(),
+        via=[Via("UDP", SOFTPHONE.host, SOFTPHONE.port, {"branch": branch})],
+        from_=ok.to.copy(),
+        to=soft.request.from_.copy(),
+        call_id=soft.request.call_id,
+        cseq=CSeq(1, "BYE"),
+    )
+    h.run(h.mgr.on_request(bye, SOFTPHONE, h.now))
+    return bye
 
 
 def test_incoming_call_forks_to_softphone_and_mobile() -> None:
@@ -244,22 +260,11 @@ def test_caller_cancel_before_any_provisional_cancels_once_the_leg_rings() -> No
 
 
 def test_bye_from_callee_is_sent_to_the_caller() -> None:
-    from sipcore.message import CSeq, Request, Via
-
     h, invite = _forked()
     soft = h.invites_to((SOFTPHONE.host, SOFTPHONE.port))[0]
     ok = h.answer(soft, 200, body=SDP)
     h.in_dialog(invite, "ACK")
-    bye = Request(
-        method="BYE",
-        uri=soft.request.contact[0].uri.copy(),
-        via=[Via("UDP", SOFTPHONE.host, SOFTPHONE.port, {"branch": "z9hG4bKbye"})],
-        from_=ok.to.copy(),
-        to=soft.request.from_.copy(),
-        call_id=soft.request.call_id,
-        cseq=CSeq(1, "BYE"),
-    )
-    h.run(h.mgr.on_request(bye, SOFTPHONE, h.now))
+    bye = _callee_bye(h, soft, ok, "z9hG4bKbye")
     assert h.responses[-1].request is bye and h.responses[-1].response.status == 200
     to_caller = [b for b in h.sent("BYE") if b.request.call_id == invite.call_id]
     assert len(to_caller) == 1
@@ -356,3 +361,18 @@ def test_an_ended_call_still_handles_late_messages_until_it_is_forgotten() -> No
     )
     h.run(h.mgr.on_request(again, SOFTPHONE, h.now))
     assert [r.response.status for r in h.responses if r.request is again] == [481]
+
+
+def test_bye_crossing_ours_after_the_caller_hung_up_is_answered_not_relayed() -> None:
+    """Both sides hang up at once: the callee's BYE reaches us after the caller's BYE ended the
+    call. It gets its 200, and the caller, whose dialog is gone, gets no BYE of ours."""
+    h, invite = _forked()
+    soft = h.invites_to((SOFTPHONE.host, SOFTPHONE.port))[0]
+    ok = h.answer(soft, 200, body=SDP)
+    h.in_dialog(invite, "ACK")
+    h.in_dialog(invite, "BYE")
+    assert [b.dest for b in h.sent("BYE")] == [SOFTPHONE]  # ours to the callee
+    bye = _callee_bye(h, soft, ok, "z9hG4bKcrossing")
+    assert h.responses[-1].request is bye and h.responses[-1].response.status == 200
+    assert [b.dest for b in h.sent("BYE")] == [SOFTPHONE]  # still only that one
+    assert [e["cause"] for e in h.events("call.ended")] == ["caller hung up"]

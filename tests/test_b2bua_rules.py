@@ -91,6 +91,40 @@ def test_internal_alternative_number_is_a_new_call_under_that_users_rules() -> N
     assert unquote(media[0].request.uri.params["target"] or "") == "sip:carol@demo.test"
 
 
+def test_a_chain_of_forwards_names_every_diversion_on_the_last_leg() -> None:
+    """bob (away) -> carol (away) -> an external number: the INVITE to the PSTN carries both
+    diversions, the most recent first (RFC 5806), and History-Info 1 / 1.1 / 1.1.1 (RFC 7044);
+    carol's own leg (had she rung) would have carried bob's already."""
+    h = B2bua()
+    groups = {"activity.fixed.alt_number", "no_answer.both.voicemail.30", "busy.both.voicemail"}
+    h.snap = with_user(h.snap, "bob", activity=Activity(ActivityKind.AWAY), groups=groups, alt_number="1003")
+    h.snap = with_user(
+        h.snap, "carol", activity=Activity(ActivityKind.AWAY), groups=groups, alt_number="+4687777777"
+    )
+    h.invite("+4681001002")
+    (out,) = h.invites_to()
+    assert out.dest == PSTN
+    assert out.request.header("Diversion") == (
+        "<sip:+4681001003@demo.test>;reason=unconditional;counter=1, "
+        "<sip:+4681001002@demo.test>;reason=unconditional;counter=1"
+    )
+    assert out.request.header("History-Info") == (
+        "<sip:+4681001002@demo.test?Reason=SIP%3Bcause%3D302>;index=1, "
+        "<sip:+4681001003@demo.test?Reason=SIP%3Bcause%3D302>;index=1.1;mp=1, "
+        f"<{out.request.uri}>;index=1.1.1;mp=1.1"
+    )
+
+
+def test_an_internal_forward_rings_the_new_user_with_the_diversion_on_the_leg() -> None:
+    h = B2bua()
+    groups = {"activity.fixed.alt_number", "no_answer.both.voicemail.30", "busy.both.voicemail"}
+    h.snap = with_user(h.snap, "bob", activity=Activity(ActivityKind.AWAY), groups=groups, alt_number="1003")
+    h.invite("+4681001002")
+    (out,) = h.invites_to()  # carol's mobile
+    assert out.request.header("Diversion") == "<sip:+4681001002@demo.test>;reason=unconditional;counter=1"
+    assert (out.request.header("History-Info") or "").endswith(f"<{out.request.uri}>;index=1.1;mp=1")
+
+
 def test_forwarding_loop_is_broken_to_the_first_users_voicemail() -> None:
     h = B2bua()
     groups = {"activity.fixed.alt_number", "no_answer.both.voicemail.30", "busy.both.voicemail"}
