@@ -376,3 +376,31 @@ def test_bye_crossing_ours_after_the_caller_hung_up_is_answered_not_relayed() ->
     assert h.responses[-1].request is bye and h.responses[-1].response.status == 200
     assert [b.dest for b in h.sent("BYE")] == [SOFTPHONE]  # still only that one
     assert [e["cause"] for e in h.events("call.ended")] == ["caller hung up"]
+
+
+def test_an_ended_call_whose_legs_all_answered_is_forgotten_after_t4_not_timer_b() -> None:
+    """Once every leg has its final response nothing late can need the call (the transactions
+    absorb retransmissions): it goes after T4. A leg still owing its answer keeps it Timer B."""
+    h, invite = _forked()
+    soft = h.invites_to((SOFTPHONE.host, SOFTPHONE.port))[0]
+    mobile = h.invites_to((MOBILE.host, MOBILE.port))[0]
+    h.answer(mobile, 180)
+    h.answer(soft, 200, body=SDP)
+    h.in_dialog(invite, "ACK")
+    h.answer(mobile, 487)  # the cancelled mobile leg's final answer
+    h.in_dialog(invite, "BYE")
+    h.advance(4.9)
+    assert len(h.mgr) == 1
+    h.advance(0.2)
+    assert len(h.mgr) == 0
+
+    h, invite = _forked()
+    soft = h.invites_to((SOFTPHONE.host, SOFTPHONE.port))[0]
+    h.answer(h.invites_to((MOBILE.host, MOBILE.port))[0], 180)
+    h.answer(soft, 200, body=SDP)
+    h.in_dialog(invite, "ACK")
+    h.in_dialog(invite, "BYE")  # the mobile leg has not answered our CANCEL yet
+    h.advance(30)
+    assert len(h.mgr) == 1
+    h.advance(3)
+    assert len(h.mgr) == 0

@@ -23,7 +23,7 @@ from sipcore.transaction.events import Destination
 from .call import Call, CallState
 from .config import B2buaConfig
 from .events import B2buaAction, Log, Owner, SendResponse, SetTimer
-from .leg import Leg, LegKind
+from .leg import Leg, LegKind, LegState
 from .media_watch import MEDIA_KEY, MediaWatch
 from .queue_handover import Handover, is_queued
 from .subscriptions import SUBS_KEY, SubscriptionTable
@@ -38,6 +38,9 @@ __all__ = ["CallManager", "Decide"]
 Decide = Callable[[CallContext, "DirectorySnapshot", datetime], Plan]
 
 _NO_DIALOG = {"SUBSCRIBE": 489, "NOTIFY": 481}
+
+
+_SETTLED = frozenset({LegState.ANSWERED, LegState.FAILED, LegState.ENDED})
 
 
 class CallManager:
@@ -238,7 +241,13 @@ class CallManager:
             actions += self._hand_over_queued(now)
         if call.state is CallState.ENDED and not call.lingering:
             call.lingering = True
-            actions.append(SetTimer(call.ref, "linger", now + self.config.timers.timer_b))
+            # Only a leg still waiting for its final response can send a late 2xx that must be
+            # ACKed and BYEd: then keep the call for Timer B. Once every leg has its answer, T4
+            # covers retransmitted 2xx (re-ACKed) and stragglers; the transactions absorb the
+            # rest on their own. At a thousand calls a second this is most of the memory.
+            settled = all(leg.state in _SETTLED for leg in call.legs.values())
+            linger = self.config.timers.t4 if settled else self.config.timers.timer_b
+            actions.append(SetTimer(call.ref, "linger", now + linger))
         return actions
 
     def _hand_over_queued(self, now: float) -> list[B2buaAction]:
