@@ -123,6 +123,7 @@ class Peers:
         self.done = 0
         self.server_seconds = 0.0
         self.profiler: cProfile.Profile | None = None
+        self._pending_mobile = ""  # the INVITE the mobile network rings, until it is cancelled
 
     def capture(self, data: bytes, host: str, port: int, transport: str = "UDP") -> None:
         self.outbox.append((data, port))

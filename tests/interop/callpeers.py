@@ -238,7 +238,7 @@ def write_short_catalogue(path: Path) -> Path:
     return path
 
 
-def store_call(server: CallServer, method: str, *args: Any) -> Any:
+def store_call(server: CallServer, method: str, *args: Any, **kwargs: Any) -> Any:
     """Call one ``policy.store.Store`` method on the server's database (what the admin API does)."""
     import asyncio
 
@@ -247,7 +247,7 @@ def store_call(server: CallServer, method: str, *args: Any) -> Any:
     async def run() -> Any:
         store = await Store.open(f"sqlite+aiosqlite:///{server.data_dir / 'var' / 'vidare.db'}")
         try:
-            return await getattr(store, method)(*args)
+            return await getattr(store, method)(*args, **kwargs)
         finally:
             await store.close()
 

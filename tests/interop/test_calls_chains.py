@@ -11,7 +11,6 @@ Every chain here acts at once (activity, or working hours that are closed now): 
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from itertools import pairwise
@@ -54,24 +53,10 @@ CAROL = frozenset({"+4681001003", CAROL_MOBILE, "1003", "carol"})
 # ------------------------------------------------------------------------------------ helpers
 
 
-def _store(server: CallServer, method: str, *args: Any, **kwargs: Any) -> Any:
-    """One ``Store`` method (with keyword arguments) on the server's database, as the admin API."""
-    from policy.store import Store
-
-    async def run() -> Any:
-        store = await Store.open(f"sqlite+aiosqlite:///{server.data_dir / 'var' / 'vidare.db'}")
-        try:
-            return await getattr(store, method)(*args, **kwargs)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 def _add_user(server: CallServer, username: str, extension: str) -> frozenset[str]:
     """A new user (fixed number ``+46810010<ext>``, no mobile) who forwards on any activity."""
     fixed = f"+468100{extension}"
-    _store(
+    store_call(
         server,
         "create_user",
         username,
@@ -206,6 +191,19 @@ def _call_id(peer: Peer) -> str:
     return m.group(1)
 
 
+def _answered_call(
+    server: CallServer, wd: Path, peer: str, peer_port: int, dialled: str, trunk: int, name: str = "caller"
+) -> tuple[str, str]:
+    """A SIPp UAS named ``peer`` answers at ``peer_port``; a caller on ``trunk`` dials ``dialled``.
+    Both must succeed; returns the one INVITE the peer received and the caller's Call-ID."""
+    uas = start_peer(peer, "call_uas_answer.xml", peer_port, wd, subs={"ring": "100"})
+    caller = place_call(server, wd, dialled, port=trunk, caller=CALLER, hold=300, name=name)
+    codes = [p.wait(20) for p in (caller, uas)]
+    assert codes == [0, 0], debug_dump(server, caller, uas)
+    (invite,) = uas.received_requests("INVITE")
+    return invite, _call_id(caller)
+
+
 def _events(server: CallServer, name: str, call_id: str) -> list[dict[str, Any]]:
     return [e for e in server.events(name) if e.get("call_id") == call_id]
 
@@ -224,11 +222,7 @@ def test_off_hours_mobile_alt_number_external(tmp_path: Path) -> None:
     with call_server(tmp_path) as server:
         cli_ok(server, "hours", "set", "--user", "bob", CLOSED_NOW, wait=False)
         cli_ok(server, "user", "groups", "bob", "--add", "off_hours.mobile.alt_number")
-        pstn = start_peer("reception", "call_uas_answer.xml", server.pstn, wd, subs={"ring": "100"})
-        caller = place_call(server, wd, BOB_MOBILE, port=server.mobile, caller=CALLER, hold=300)
-        codes = [p.wait(20) for p in (caller, pstn)]
-        assert codes == [0, 0], debug_dump(server, caller, pstn)
-        (invite,) = pstn.received_requests("INVITE")
+        invite, call_id = _answered_call(server, wd, "reception", server.pstn, BOB_MOBILE, server.mobile)
         assert invite.startswith(f"INVITE sip:{RECEPTION}@127.0.0.1:{server.pstn} "), invite
         # The dialled (mobile) number diverted, once, unconditionally (SPEC 3.3: cause 302).
         assert header(invite, "Diversion") == f"<sip:{BOB_MOBILE}@demo.test>;reason=unconditional;counter=1"
@@ -238,21 +232,19 @@ def test_off_hours_mobile_alt_number_external(tmp_path: Path) -> None:
         assert first.headers == "Reason=SIP;cause=302", invite
         assert second.uri == ruri(invite) and second.params["index"] == "1.1", invite
         assert second.params.get("mp") == "1", invite
-        (decided,) = _events(server, "route.decided", _call_id(caller))
+        (decided,) = _events(server, "route.decided", call_id)
         assert decided["decided_by"] == "off_hours.mobile.alt_number"
         assert decided["action"] == "alt_number" and decided["user"] == "bob"
-        (forwarded,) = _events(server, "call.forwarded", _call_id(caller))
+        (forwarded,) = _events(server, "call.forwarded", call_id)
         assert forwarded["internal"] is False and forwarded["cause"] == 302
 
         # The mobile group does not fill the fixed slot: a call to the fixed number rings bob.
-        mobile = start_peer("bob-mobile", "call_uas_answer.xml", server.mobile, wd, subs={"ring": "100"})
-        caller = place_call(server, wd, BOB_FIXED, port=server.pstn, caller=CALLER, name="caller-fixed")
-        codes = [p.wait(20) for p in (caller, mobile)]
-        assert codes == [0, 0], debug_dump(server, caller, mobile)
-        (m_invite,) = mobile.received_requests("INVITE")
+        m_invite, call_id = _answered_call(
+            server, wd, "bob-mobile", server.mobile, BOB_FIXED, server.pstn, name="caller-fixed"
+        )
         assert ruri(m_invite).startswith(f"sip:{BOB_MOBILE}@"), m_invite
         assert _values(m_invite, "Diversion") == [], m_invite
-        (decided,) = _events(server, "route.decided", _call_id(caller))
+        (decided,) = _events(server, "route.decided", call_id)
         assert decided["action"] == "ring" and decided["decided_by"] is None
 
 
@@ -266,13 +258,8 @@ def test_off_hours_mobile_alt_number_internal(tmp_path: Path) -> None:
     with call_server(tmp_path) as server:
         _forward_off_hours(server, "bob", "1003", number="mobile")
         settle()
-        carol = start_peer("carol-mobile", "call_uas_answer.xml", server.mobile, wd, subs={"ring": "100"})
-        caller = place_call(server, wd, BOB_MOBILE, port=server.pstn, caller=CALLER, hold=300)
-        codes = [p.wait(20) for p in (caller, carol)]
-        assert codes == [0, 0], debug_dump(server, caller, carol)
-        (invite,) = carol.received_requests("INVITE")
+        invite, call_id = _answered_call(server, wd, "carol-mobile", server.mobile, BOB_MOBILE, server.pstn)
         assert invite.startswith(f"INVITE sip:{CAROL_MOBILE}@127.0.0.1:{server.mobile} "), invite
-        call_id = _call_id(caller)
         decided = _events(server, "route.decided", call_id)
         assert [(d["user"], d["action"], d["decided_by"]) for d in decided] == [
             ("bob", "alt_number", "off_hours.mobile.alt_number"),
@@ -309,12 +296,7 @@ def _three_hop_chain(tmp_path: Path) -> _ChainCall:
         _forward_off_hours(server, "carol", "1001")
         _forward_on_activity(server, "alice", FAR_END)
         settle()
-        pstn = start_peer("far-end", "call_uas_answer.xml", server.pstn, wd, subs={"ring": "100"})
-        caller = place_call(server, wd, BOB_FIXED, port=server.mobile, caller=CALLER, hold=300)
-        codes = [p.wait(20) for p in (caller, pstn)]
-        assert codes == [0, 0], debug_dump(server, caller, pstn)
-        (invite,) = pstn.received_requests("INVITE")
-        call_id = _call_id(caller)
+        invite, call_id = _answered_call(server, wd, "far-end", server.pstn, BOB_FIXED, server.mobile)
         return _ChainCall(
             server,
             invite,
@@ -376,16 +358,11 @@ def test_fifth_diversion_is_the_last(tmp_path: Path) -> None:
         settle()
 
         # Five diversions: allowed.
-        pstn = start_peer("far-end", "call_uas_answer.xml", server.pstn, wd, subs={"ring": "100"})
-        caller = place_call(server, wd, BOB_FIXED, port=server.mobile, caller=CALLER, hold=300)
-        codes = [p.wait(20) for p in (caller, pstn)]
-        assert codes == [0, 0], debug_dump(server, caller, pstn)
-        (invite,) = pstn.received_requests("INVITE")
+        invite, call_id = _answered_call(server, wd, "far-end", server.pstn, BOB_FIXED, server.mobile)
         assert invite.startswith(f"INVITE sip:{FAR_END}@127.0.0.1:{server.pstn} "), invite
         diversions = _entries(invite, "Diversion")
         assert diversions and diversions[0].names(erin), invite
         assert sum(int(e.params.get("counter", "1")) for e in diversions) == 5, invite
-        call_id = _call_id(caller)
         assert [d["user"] for d in _events(server, "route.decided", call_id)] == [
             "bob",
             "carol",
@@ -427,13 +404,8 @@ def test_fifth_diversion_is_the_last(tmp_path: Path) -> None:
         # A 6th diversion, internal (frank -> gina 1007): the same end; gina is never tried.
         store_call(server, "set_alt_number", "user", "frank", "1007")
         settle()
-        media = start_peer("media-7", "call_uas_answer.xml", server.media, wd, subs={"ring": "100"})
-        caller = place_call(server, wd, BOB_FIXED, port=server.pstn, caller=CALLER, hold=300, name="c7")
-        codes = [p.wait(20) for p in (caller, media)]
-        assert codes == [0, 0], debug_dump(server, caller, media)
-        (vm,) = media.received_requests("INVITE")
+        vm, call_id = _answered_call(server, wd, "media-7", server.media, BOB_FIXED, server.pstn, name="c7")
         assert _target(ruri(vm)) == "sip:bob@demo.test", vm  # not gina's voicemail
-        call_id = _call_id(caller)
         assert "gina" not in [d["user"] for d in _events(server, "route.decided", call_id)]
         (stopped,) = _events(server, "call.diversion_limit", call_id)
         assert stopped["to"] == "gina" and stopped["diversions"] == 6
